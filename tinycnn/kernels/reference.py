@@ -1,0 +1,149 @@
+"""Readable reference kernels, written once against the array module ``xp``.
+
+They run unchanged on NumPy and CuPy. The fast CPU kernels in ``cpu_numba.py``
+compute exactly the same thing and are tested against these.
+
+All images are channels-last, ``(N, H, W, C)``, as in Keras.
+"""
+
+from __future__ import annotations
+
+from ..backend import get_array_module
+
+
+def conv_output_size(size: int, k: int, stride: int) -> int:
+    """Number of positions a window of size ``k`` takes in ``size`` pixels (no padding)."""
+    return (size - k) // stride + 1
+
+
+def im2col(x, kh: int, kw: int, stride: int = 1):
+    """Unfold every (kh, kw) patch of ``x`` into one row of a matrix.
+
+    Args:
+        x: images of shape ``(N, H, W, C)`` (already padded if padding is wanted).
+    Returns:
+        ``cols`` of shape ``(N * Ho * Wo, kh * kw * C)``: row ``(n, oh, ow)`` holds the
+        patch whose top-left corner is input pixel ``(oh * stride, ow * stride)``,
+        ordered ``(i, j, c)`` like the rows of a Keras kernel ``(kh, kw, C, F)``
+        reshaped to ``(kh * kw * C, F)``. Convolution is then one matrix multiply:
+        ``y = cols @ kernel.reshape(-1, F)``.
+
+    Instead of looping over the Ho * Wo output pixels, we loop over the kh * kw kernel
+    offsets (9 for a 3x3 kernel): for a fixed offset (i, j), output pixel (oh, ow)
+    reads input pixel (oh * stride + i, ow * stride + j), so all output pixels at once
+    read the strided slice ``x[:, i : i + stride*Ho : stride, j : j + stride*Wo : stride]``.
+    That is 9 big slice copies instead of millions of tiny ones.
+    """
+    xp = get_array_module(x)
+    n, h, w, c = x.shape
+    ho, wo = conv_output_size(h, kh, stride), conv_output_size(w, kw, stride)
+    cols = xp.empty((n, ho, wo, kh, kw, c), dtype=x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            cols[:, :, :, i, j, :] = x[
+                :, i : i + stride * ho : stride, j : j + stride * wo : stride
+            ]
+    return cols.reshape(n * ho * wo, kh * kw * c)
+
+
+def col2im(dcols, x_shape, kh: int, kw: int, stride: int = 1):
+    """The adjoint of :func:`im2col`: add every row of ``dcols`` back onto its patch.
+
+    Args:
+        dcols: gradient w.r.t. the columns, shape ``(N * Ho * Wo, kh * kw * C)``.
+        x_shape: ``(N, H, W, C)``, the shape of the (padded) input of im2col.
+    Returns:
+        ``dx`` of shape ``x_shape``. A pixel covered by several patches receives the
+        sum of their gradients: the same offset loop as im2col, with ``+=``.
+        (``np.add.at`` would do it in one line but is an order of magnitude slower.)
+    """
+    xp = get_array_module(dcols)
+    n, h, w, c = x_shape
+    ho, wo = conv_output_size(h, kh, stride), conv_output_size(w, kw, stride)
+    dcols = dcols.reshape(n, ho, wo, kh, kw, c)
+    dx = xp.zeros(x_shape, dtype=dcols.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            dx[:, i : i + stride * ho : stride, j : j + stride * wo : stride] += dcols[
+                :, :, :, i, j
+            ]
+    return dx
+
+
+def maxpool_forward(x, ph: int, pw: int, sh: int, sw: int):
+    """Max over each (ph, pw) window, moving by (sh, sw).
+
+    Args:
+        x: ``(N, H, W, C)``.
+    Returns:
+        ``(out, argmax)``: ``out`` of shape ``(N, Ho, Wo, C)`` with Ho = (H - ph) // sh + 1
+        (floor: a last partial window is dropped, so 11 -> 5), and ``argmax`` (int8, same
+        shape) the offset ``i * pw + j`` inside each window where the maximum sits; the
+        first one wins a tie, as in Keras and PyTorch.
+
+    Same idea as im2col: loop over the ph * pw offsets, each a strided slice of x.
+    """
+    xp = get_array_module(x)
+    n, h, w, c = x.shape
+    ho, wo = conv_output_size(h, ph, sh), conv_output_size(w, pw, sw)
+    out = None
+    argmax = xp.zeros((n, ho, wo, c), dtype=xp.int8)
+    for i in range(ph):
+        for j in range(pw):
+            window = x[:, i : i + sh * ho : sh, j : j + sw * wo : sw]
+            if out is None:
+                out = window.copy()
+                continue
+            better = window > out  # strictly greater: the first maximum keeps its place
+            out = xp.where(better, window, out)
+            argmax = xp.where(better, xp.int8(i * pw + j), argmax)
+    return out, argmax
+
+
+def maxpool_backward(dy, argmax, x_shape, ph: int, pw: int, sh: int, sw: int):
+    """Route each output gradient to the input pixel that won its window.
+
+    Args:
+        dy: ``(N, Ho, Wo, C)``; argmax: from :func:`maxpool_forward`; x_shape: ``(N, H, W, C)``.
+    Returns:
+        ``dx`` of shape ``x_shape``, zero wherever a pixel was not a maximum.
+    """
+    xp = get_array_module(dy)
+    ho, wo = dy.shape[1:3]
+    dx = xp.zeros(x_shape, dtype=dy.dtype)
+    zero = xp.zeros((), dtype=dy.dtype)
+    for i in range(ph):
+        for j in range(pw):
+            # += because windows overlap when the stride is smaller than the pool
+            dx[:, i : i + sh * ho : sh, j : j + sw * wo : sw] += xp.where(
+                argmax == i * pw + j, dy, zero
+            )
+    return dx
+
+
+def relu_forward(z):
+    """max(z, 0), computed in place: ``z`` is a fresh array nobody else holds."""
+    xp = get_array_module(z)
+    return xp.maximum(z, 0, out=z)
+
+
+def relu_backward(dy, y):
+    """dL/dz = dL/dy where the unit was active (y > 0), else 0."""
+    return dy * (y > 0)
+
+
+def adam_update(param, grad, m, v, lr_t: float, beta_1: float, beta_2: float, epsilon: float):
+    """One Adam step, in place on ``param``, ``m`` and ``v`` (see optimizers/adam.py).
+
+    Written with ``out=`` so that no full-size temporary survives the call.
+    """
+    xp = get_array_module(param)
+    one = param.dtype.type(1.0)
+    b1, b2 = param.dtype.type(beta_1), param.dtype.type(beta_2)
+    m *= b1
+    m += (one - b1) * grad  # m <- b1 m + (1 - b1) g
+    v *= b2
+    v += (one - b2) * (grad * grad)  # v <- b2 v + (1 - b2) g^2
+    denom = xp.sqrt(v)
+    denom += param.dtype.type(epsilon)
+    param -= param.dtype.type(lr_t) * (m / denom)

@@ -1,0 +1,26 @@
+"""Layers, one concept per file: Conv2D, MaxPooling2D, Flatten, Dense, ReLU, Dropout."""
+
+from .activations import ReLU
+from .base import Layer
+from .conv2d import Conv2D
+from .dense import Dense
+from .dropout import Dropout
+from .flatten import Flatten
+from .pooling import MaxPool2D, MaxPooling2D
+
+__all__ = ["Conv2D", "Dense", "Dropout", "Flatten", "Layer", "MaxPool2D", "MaxPooling2D", "ReLU"]
+
+#: Class name -> class, to rebuild a saved model from its configuration.
+LAYER_CLASSES = {cls.__name__: cls for cls in (Conv2D, Dense, Dropout, Flatten, MaxPooling2D, ReLU)}
+
+
+def from_config(class_name: str, config: dict) -> Layer:
+    """Rebuild a layer from ``get_config()``'s output (used by ``load_model``)."""
+    try:
+        cls = LAYER_CLASSES[class_name]
+    except KeyError:
+        raise ValueError(
+            f"Unknown layer type {class_name!r} in the saved model; "
+            f"known types: {sorted(LAYER_CLASSES)}."
+        ) from None
+    return cls(**config)

@@ -1,0 +1,163 @@
+"""The base class every layer derives from.
+
+A layer is a small object with two methods that mirror each other:
+
+* ``y = layer.forward(x, training)`` computes the output and keeps in ``self.cache``
+  exactly what the backward pass will need.
+* ``dx = layer.backward(dy)`` receives dL/dy, the gradient of the loss with respect to
+  the output, stores dL/dparam in ``self.grads`` (same keys as ``self.params``) and
+  returns dL/dx, the gradient with respect to the input.
+
+Subclasses write the arithmetic in ``_forward`` and ``_backward``; this class does
+the checks a student would forget (shapes, dtypes, NaNs, the backend of the input)
+so that a wrong input fails at once with a message that names the layer.
+"""
+
+from __future__ import annotations
+
+from .. import backend
+from ..initializers import make_rng
+
+
+class Layer:
+    """Base layer: parameters, gradients, build-on-first-use and input checks.
+
+    Attributes:
+        name: the layer's name (``"conv2d_1"``); given by the model when left ``None``.
+        params: dict of parameter arrays (``"kernel"``, ``"bias"``).
+        grads: dict of gradient arrays with the same keys, filled by ``backward``.
+        input_shape: the input shape without the batch axis, e.g. ``(28, 28, 1)``.
+        dtype: the float type the layer computes in (``floatx()`` when built).
+    """
+
+    #: Shape of one sample as documentation uses it, e.g. "(N, H, W, C)"; None = any rank.
+    input_layout: str | None = None
+
+    def __init__(self, name: str | None = None, input_shape=None):
+        self.name = name
+        self.input_shape = tuple(input_shape) if input_shape is not None else None
+        self.params: dict = {}
+        self.grads: dict = {}
+        self.dtype: str | None = None
+        self.built = False
+        self.cache = None
+
+    # ---- building ---------------------------------------------------------------
+    def build(self, input_shape, rng=None) -> None:
+        """Create the parameters for inputs of shape ``(N, *input_shape)``.
+
+        ``rng`` is a NumPy ``Generator`` or a seed; the same seed gives the same weights.
+        """
+        input_shape = tuple(int(d) for d in input_shape)
+        self._check_sample_shape(input_shape)
+        self.input_shape = input_shape
+        self.dtype = backend.floatx()
+        self._create_params(input_shape, make_rng(rng))
+        self.grads = {key: None for key in self.params}
+        self.built = True
+
+    def _create_params(self, input_shape, rng) -> None:
+        """Subclasses with weights create ``self.params`` here."""
+
+    def compute_output_shape(self, input_shape) -> tuple:
+        """Output shape without the batch axis, for an input of shape ``input_shape``."""
+        return tuple(input_shape)
+
+    def count_params(self) -> int:
+        return sum(int(p.size) for p in self.params.values())
+
+    # ---- forward and backward -----------------------------------------------------
+    def forward(self, x, training: bool = False, check_finite: bool = True):
+        """Compute the layer's output for a batch ``x`` of shape ``(N, *input_shape)``.
+
+        ``check_finite`` scans the input for NaN/inf (a models checks its own input once
+        and skips the scan for the layers inside, where it would cost a pass over memory).
+        """
+        x = self._check_input(x, check_finite)
+        if not self.built:
+            self.build(x.shape[1:])
+        else:
+            self._check_sample_shape(tuple(x.shape[1:]))
+        return self._forward(x, training)
+
+    def backward(self, dy, input_grad: bool = True):
+        """Given dL/dy, fill ``self.grads`` and return dL/dx (``None`` if not ``input_grad``).
+
+        ``input_grad=False`` lets the first layer of a model skip the input gradient,
+        which nothing uses during training.
+        """
+        if self.cache is None:
+            raise RuntimeError(
+                f"{self._label()}: backward() called before forward(x, training=True)."
+            )
+        return self._backward(dy, input_grad)
+
+    def _forward(self, x, training):
+        raise NotImplementedError
+
+    def _backward(self, dy, input_grad):
+        raise NotImplementedError
+
+    # ---- moving between backends ----------------------------------------------------
+    def to(self, name: str) -> Layer:
+        """Move the parameters to backend ``name`` ("numpy" or "cupy")."""
+        self.params = {k: backend.to_backend(v, name) for k, v in self.params.items()}
+        self.grads = {k: None for k in self.params}
+        self.cache = None
+        return self
+
+    # ---- configuration (for saving) -------------------------------------------------
+    def get_config(self) -> dict:
+        """The constructor arguments, as JSON-friendly values."""
+        return {"name": self.name}
+
+    # ---- checks -----------------------------------------------------------------------
+    def _label(self) -> str:
+        return f"{type(self).__name__} layer {self.name!r}" if self.name else type(self).__name__
+
+    def _check_input(self, x, check_finite: bool):
+        if not (hasattr(x, "ndim") and hasattr(x, "dtype") and hasattr(x, "shape")):
+            raise TypeError(
+                f"{self._label()}: expected an array, got {type(x).__name__}. "
+                "Convert it with numpy.asarray(x, dtype='float32')."
+            )
+        if x.dtype.kind != "f":
+            raise TypeError(
+                f"{self._label()}: expected floating-point input ({self.dtype or backend.floatx()}),"
+                f" got {x.dtype}. Scale integer images to floats first, for example with "
+                "tinycnn.preprocessing.prepare_images(x)."
+            )
+        expected_ndim = self._expected_ndim()
+        if expected_ndim is not None and x.ndim != expected_ndim:
+            raise ValueError(
+                f"{self._label()}: expected input of shape {self.input_layout} "
+                f"(rank {expected_ndim}), got shape {tuple(x.shape)} (rank {x.ndim})."
+            )
+        if self.params:
+            where = backend.backend_of(next(iter(self.params.values())))
+            if backend.backend_of(x) != where:
+                raise TypeError(
+                    f"{self._label()}: its weights live on {where!r} but the input is a "
+                    f"{backend.backend_of(x)!r} array. Move one of them, e.g. model.to({where!r})"
+                    " or tinycnn.to_backend(x, ...)."
+                )
+        dtype = self.dtype or backend.floatx()
+        if x.dtype != dtype:
+            x = x.astype(dtype)  # Keras casts floats to the layer's dtype too
+        if check_finite and not bool(backend.get_array_module(x).isfinite(x).all()):
+            raise ValueError(
+                f"{self._label()}: the input contains NaN or infinite values. "
+                "Check the data (and the learning rate, if this happens during training)."
+            )
+        return x
+
+    def _expected_ndim(self) -> int | None:
+        if self.input_layout is None:
+            return None
+        return self.input_layout.count(",") + 1
+
+    def _check_sample_shape(self, shape: tuple) -> None:
+        """Subclasses reject shapes they cannot handle (wrong channels, too small...)."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} name={self.name!r}>"

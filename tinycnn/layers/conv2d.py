@@ -1,0 +1,183 @@
+"""Conv2D: 2-D convolution as im2col followed by one matrix multiply.
+
+Shapes (channels-last, as Keras):
+    x       (N, H, W, C)          input images
+    kernel  (kh, kw, C, F)        F filters, each kh x kw x C
+    bias    (F,)
+    y       (N, Ho, Wo, F)        Ho = (H + pad - kh) // stride + 1
+
+The trick: unfold every kh x kw x C patch of x into one row of a matrix ``cols``
+of shape (N*Ho*Wo, kh*kw*C). Then every output pixel is a dot product of its row
+with each filter, so the whole convolution is a single matrix multiply:
+
+    y = cols @ kernel.reshape(kh*kw*C, F) + bias          (N*Ho*Wo, F)
+
+The backward pass is two more matrix multiplies and the inverse unfolding:
+
+    dkernel = cols.T @ dy                                 (kh*kw*C, F)
+    dbias   = dy.sum(axis=0)                              (F,)
+    dcols   = dy @ kernel.reshape(kh*kw*C, F).T           (N*Ho*Wo, kh*kw*C)
+    dx      = col2im(dcols)                               (N, H, W, C)
+"""
+
+from __future__ import annotations
+
+from .. import initializers, kernels
+from ..backend import get_array_module
+from .activations import check_activation
+from .base import Layer
+
+
+def _pair(value, what: str) -> tuple[int, int]:
+    """Accept 3 or (3, 3) like Keras does."""
+    pair = (value, value) if isinstance(value, int) else tuple(value)
+    if len(pair) != 2 or not all(isinstance(v, int) and v > 0 for v in pair):
+        raise ValueError(f"{what} must be a positive int or a pair of them, got {value!r}.")
+    return pair
+
+
+def same_padding(size: int, k: int, stride: int) -> tuple[int, int]:
+    """Padding (before, after) that makes the output ceil(size / stride), as Keras/TF do.
+
+    When the total is odd, the extra pixel goes after (bottom/right), like TensorFlow.
+    """
+    out = -(-size // stride)  # ceil division
+    total = max((out - 1) * stride + k - size, 0)
+    return total // 2, total - total // 2
+
+
+class Conv2D(Layer):
+    """2-D convolution over channels-last images.
+
+    Args:
+        filters: F, the number of output channels.
+        kernel_size: kh, kw (an int means square).
+        strides: step of the window (only equal strides in both axes are supported).
+        padding: "valid" (no padding) or "same" (zero padding so Ho = ceil(H / stride)).
+        activation: None or "relu", applied to the output.
+        use_bias: add a learned bias per filter.
+    Input ``(N, H, W, C)`` -> output ``(N, Ho, Wo, F)``.
+    """
+
+    input_layout = "(N, H, W, C)"
+
+    def __init__(
+        self,
+        filters: int,
+        kernel_size,
+        strides=1,
+        padding: str = "valid",
+        activation=None,
+        use_bias: bool = True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        name=None,
+        input_shape=None,
+    ):
+        super().__init__(name=name, input_shape=input_shape)
+        if not (isinstance(filters, int) and filters > 0):
+            raise ValueError(f"Conv2D filters must be a positive int, got {filters!r}.")
+        self.filters = filters
+        self.kernel_size = _pair(kernel_size, "Conv2D kernel_size")
+        stride_pair = _pair(strides, "Conv2D strides")
+        if stride_pair[0] != stride_pair[1]:
+            raise ValueError(f"Conv2D supports equal strides only, got {strides!r}.")
+        self.strides = stride_pair
+        padding = padding.lower()
+        if padding not in ("valid", "same"):
+            raise ValueError(f"Conv2D padding must be 'valid' or 'same', got {padding!r}.")
+        self.padding = padding
+        self.activation = check_activation(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+
+    # ---- shapes -------------------------------------------------------------------
+    def _pads(self, h: int, w: int):
+        """((top, bottom), (left, right)) zero padding for an h x w input."""
+        if self.padding == "valid":
+            return (0, 0), (0, 0)
+        (kh, kw), s = self.kernel_size, self.strides[0]
+        return same_padding(h, kh, s), same_padding(w, kw, s)
+
+    def compute_output_shape(self, input_shape):
+        h, w, _ = input_shape
+        (kh, kw), s = self.kernel_size, self.strides[0]
+        (pt, pb), (pl, pr) = self._pads(h, w)
+        ho = kernels.conv_output_size(h + pt + pb, kh, s)
+        wo = kernels.conv_output_size(w + pl + pr, kw, s)
+        return (ho, wo, self.filters)
+
+    def _check_sample_shape(self, shape):
+        if len(shape) != 3:
+            return  # the rank check reports this one
+        h, w, c = shape
+        if self.built and c != self.input_shape[2]:
+            raise ValueError(
+                f"{self._label()}: expected {self.input_shape[2]} input channels "
+                f"(input shape (N, H, W, {self.input_shape[2]})), got {c} (shape (N, {h}, {w}, {c}))."
+            )
+        (pt, pb), (pl, pr) = self._pads(h, w)
+        kh, kw = self.kernel_size
+        if h + pt + pb < kh or w + pl + pr < kw:
+            raise ValueError(
+                f"{self._label()}: the {kh}x{kw} kernel is larger than the {h}x{w} input "
+                "(with 'valid' padding). Use a larger input, a smaller kernel or padding='same'."
+            )
+
+    def _create_params(self, input_shape, rng):
+        kh, kw = self.kernel_size
+        shape = (kh, kw, input_shape[2], self.filters)
+        self.params["kernel"] = self.kernel_initializer(shape, rng, self.dtype)
+        if self.use_bias:
+            self.params["bias"] = self.bias_initializer((self.filters,), rng, self.dtype)
+
+    # ---- forward and backward ----------------------------------------------------------
+    def _forward(self, x, training):
+        xp = get_array_module(x)
+        n, h, w, _ = x.shape
+        (kh, kw), s = self.kernel_size, self.strides[0]
+        pads = self._pads(h, w)
+        if pads != ((0, 0), (0, 0)):
+            x = xp.pad(x, ((0, 0), *pads, (0, 0)))
+        ho, wo, f = self.compute_output_shape((h, w, x.shape[3]))
+        cols = kernels.im2col(x, kh, kw, s)  # (N*Ho*Wo, kh*kw*C)
+        y = cols @ self.params["kernel"].reshape(-1, f)  # (N*Ho*Wo, F)
+        if self.use_bias:
+            y += self.params["bias"]
+        if self.activation == "relu":
+            y = kernels.relu_forward(y)
+        # Keep what backward needs: the columns (for dkernel), the output (for the
+        # ReLU mask), and the shapes to undo padding.
+        self.cache = (cols, y, x.shape, pads)
+        return y.reshape(n, ho, wo, f)
+
+    def _backward(self, dy, input_grad):
+        cols, y, padded_shape, pads = self.cache
+        kernel = self.params["kernel"]
+        f = self.filters
+        dy = dy.reshape(-1, f)  # (N*Ho*Wo, F)
+        if self.activation == "relu":
+            dy = kernels.relu_backward(dy, y)
+        self.grads["kernel"] = (cols.T @ dy).reshape(kernel.shape)
+        if self.use_bias:
+            self.grads["bias"] = dy.sum(axis=0)
+        if not input_grad:
+            return None
+        (kh, kw), s = self.kernel_size, self.strides[0]
+        dcols = dy @ kernel.reshape(-1, f).T  # (N*Ho*Wo, kh*kw*C)
+        dx = kernels.col2im(dcols, padded_shape, kh, kw, s)
+        (pt, pb), (pl, pr) = pads
+        h, w = padded_shape[1] - pt - pb, padded_shape[2] - pl - pr
+        return dx[:, pt : pt + h, pl : pl + w]
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "kernel_size": list(self.kernel_size),
+            "strides": self.strides[0],
+            "padding": self.padding,
+            "activation": self.activation,
+            "use_bias": self.use_bias,
+        }

@@ -1,0 +1,88 @@
+"""Dense (fully connected): y = x @ kernel + bias.
+
+Shapes: x (N, D_in), kernel (D_in, D_out) (the Keras layout), bias (D_out,), y (N, D_out).
+Backward:
+    dkernel = x.T @ dy        (D_in, D_out)
+    dbias   = dy.sum(axis=0)  (D_out,)
+    dx      = dy @ kernel.T   (N, D_in)
+"""
+
+from __future__ import annotations
+
+from .. import initializers, kernels
+from .activations import check_activation
+from .base import Layer
+
+
+class Dense(Layer):
+    """Fully connected layer on ``(N, D_in)`` inputs, giving ``(N, units)``.
+
+    Args:
+        units: D_out, the number of outputs.
+        activation: None or "relu".
+        use_bias: add a learned bias per unit.
+    """
+
+    input_layout = "(N, D)"
+
+    def __init__(
+        self,
+        units: int,
+        activation=None,
+        use_bias: bool = True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        name=None,
+        input_shape=None,
+    ):
+        super().__init__(name=name, input_shape=input_shape)
+        if not (isinstance(units, int) and units > 0):
+            raise ValueError(f"Dense units must be a positive int, got {units!r}.")
+        self.units = units
+        self.activation = check_activation(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+
+    def compute_output_shape(self, input_shape):
+        return (self.units,)
+
+    def _check_sample_shape(self, shape):
+        if self.built and len(shape) == 1 and shape[0] != self.input_shape[0]:
+            raise ValueError(
+                f"{self._label()}: expected input of shape (N, {self.input_shape[0]}), "
+                f"got (N, {shape[0]})."
+            )
+
+    def _create_params(self, input_shape, rng):
+        self.params["kernel"] = self.kernel_initializer(
+            (input_shape[0], self.units), rng, self.dtype
+        )
+        if self.use_bias:
+            self.params["bias"] = self.bias_initializer((self.units,), rng, self.dtype)
+
+    def _forward(self, x, training):
+        y = x @ self.params["kernel"]
+        if self.use_bias:
+            y += self.params["bias"]
+        if self.activation == "relu":
+            y = kernels.relu_forward(y)
+        self.cache = (x, y)
+        return y
+
+    def _backward(self, dy, input_grad):
+        x, y = self.cache
+        if self.activation == "relu":
+            dy = kernels.relu_backward(dy, y)
+        self.grads["kernel"] = x.T @ dy
+        if self.use_bias:
+            self.grads["bias"] = dy.sum(axis=0)
+        return dy @ self.params["kernel"].T if input_grad else None
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "activation": self.activation,
+            "use_bias": self.use_bias,
+        }

@@ -1,0 +1,85 @@
+"""Softmax cross-entropy from logits and integer labels.
+
+For one sample with logits z (C,) and true class t:
+    p = softmax(z) = exp(z - max z) / sum(exp(z - max z))
+    loss = -log p[t] = logsumexp(z) - z[t]
+Subtracting max z before exp changes nothing mathematically and keeps exp from
+overflowing (the log-sum-exp trick). The gradient is the famous
+    dloss/dz = p - onehot(t)
+averaged over the batch because the loss is the batch mean.
+"""
+
+from __future__ import annotations
+
+from ..backend import get_array_module
+
+
+class SoftmaxCrossEntropy:
+    """Mean softmax cross-entropy of logits ``(N, C)`` against labels ``(N,)`` in [0, C).
+
+    ``forward(logits, labels)`` returns the mean loss as a 0-d array of the logits'
+    backend (call ``float()`` on it to read it; on a GPU that waits for the GPU).
+    ``backward()`` returns dL/dlogits, shape ``(N, C)``.
+    """
+
+    name = "sparse_categorical_crossentropy"
+
+    def __init__(self):
+        self.cache = None
+
+    def forward(self, logits, labels, check: bool = True):
+        xp = get_array_module(logits)
+        if check:
+            self._check(logits, labels, xp)
+        n = logits.shape[0]
+        shifted = logits - logits.max(axis=1, keepdims=True)  # (N, C), max is 0
+        exp = xp.exp(shifted)
+        sum_exp = exp.sum(axis=1, keepdims=True)
+        rows = xp.arange(n)
+        log_p_true = shifted[rows, labels] - xp.log(sum_exp[:, 0])  # log softmax at the label
+        self.cache = (exp / sum_exp, labels)  # probabilities, for backward
+        return -log_p_true.mean()
+
+    def backward(self):
+        if self.cache is None:
+            raise RuntimeError("SoftmaxCrossEntropy: backward() called before forward().")
+        probs, labels = self.cache
+        xp = get_array_module(probs)
+        n = probs.shape[0]
+        dlogits = probs.copy()
+        dlogits[xp.arange(n), labels] -= 1.0  # p - onehot(t)
+        dlogits /= n  # the loss is a mean over the batch
+        return dlogits
+
+    __call__ = forward
+
+    def get_config(self):
+        return {"name": self.name}
+
+    @staticmethod
+    def _check(logits, labels, xp):
+        if logits.ndim != 2:
+            raise ValueError(
+                f"SoftmaxCrossEntropy: expected logits of shape (N, C), got {tuple(logits.shape)}."
+            )
+        if logits.dtype.kind != "f":
+            raise TypeError(f"SoftmaxCrossEntropy: expected float logits, got {logits.dtype}.")
+        if not hasattr(labels, "dtype") or labels.dtype.kind not in "iu":
+            got = getattr(labels, "dtype", type(labels).__name__)
+            raise TypeError(
+                "SoftmaxCrossEntropy: expected integer class labels of shape (N,), "
+                f"got {got}. One-hot labels? Use labels.argmax(axis=1)."
+            )
+        if labels.shape != (logits.shape[0],):
+            raise ValueError(
+                f"SoftmaxCrossEntropy: expected labels of shape ({logits.shape[0]},) to match "
+                f"the logits {tuple(logits.shape)}, got {tuple(labels.shape)}."
+            )
+        n_classes = logits.shape[1]
+        if labels.size and (int(labels.min()) < 0 or int(labels.max()) >= n_classes):
+            raise ValueError(
+                f"SoftmaxCrossEntropy: labels must lie in [0, {n_classes - 1}] for {n_classes} "
+                f"classes, got values from {int(labels.min())} to {int(labels.max())}."
+            )
+        if not bool(xp.isfinite(logits).all()):
+            raise ValueError("SoftmaxCrossEntropy: the logits contain NaN or infinite values.")

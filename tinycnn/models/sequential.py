@@ -1,0 +1,222 @@
+"""Sequential: a stack of layers, each feeding the next, with the Keras model API.
+
+The forward pass runs the layers in order; the backward pass runs them in reverse,
+each turning dL/d(its output) into dL/d(its input) (backpropagation is just that).
+Training (``compile``/``fit``/``evaluate``/``predict``) lives in ``tinycnn.training``
+and saving in ``tinycnn.saving``; the methods here are thin doors into them.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .. import backend
+from ..initializers import make_rng
+from ..layers import Layer
+from .summary import summary_lines
+
+
+def snake_case(class_name: str) -> str:
+    """Keras' layer naming: ``MaxPooling2D`` -> ``max_pooling2d``, ``ReLU`` -> ``re_lu``."""
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", class_name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+class Sequential:
+    """A linear stack of layers.
+
+    Args:
+        layers: list of layers; the first may give ``input_shape`` (without the batch
+            axis, e.g. ``(28, 28, 1)``), in which case the model is built at once.
+        name: the model's name, shown by ``summary()``.
+        seed: seed for the weight initialisation (same seed, same weights).
+    """
+
+    def __init__(self, layers=None, name: str = "sequential", seed=None):
+        self.name = name
+        self.layers: list[Layer] = []
+        self.seed = seed
+        self.input_shape = None
+        self.built = False
+        self.optimizer = None
+        self.loss = None
+        self.stop_training = False
+        for layer in layers or []:
+            self.add(layer)
+
+    # ---- building -------------------------------------------------------------------
+    def add(self, layer: Layer) -> None:
+        """Append a layer, naming it ``conv2d``, ``conv2d_1``... if it has no name."""
+        if not isinstance(layer, Layer):
+            raise TypeError(f"Sequential.add expects a Layer, got {type(layer).__name__}.")
+        if layer.name is None:
+            base = snake_case(type(layer).__name__)
+            taken = {other.name for other in self.layers}
+            k = 0
+            while (name := base if k == 0 else f"{base}_{k}") in taken:
+                k += 1
+            layer.name = name
+        elif any(other.name == layer.name for other in self.layers):
+            raise ValueError(f"Sequential: two layers are named {layer.name!r}; names must differ.")
+        self.layers.append(layer)
+        self.built = False  # built lazily, all layers from one seeded stream
+        if len(self.layers) == 1 and layer.input_shape is not None:
+            self.input_shape = layer.input_shape
+
+    def build(self, input_shape) -> None:
+        """Create every layer's weights for samples of shape ``input_shape`` (no batch axis).
+
+        A leading ``None`` (Keras' batch axis) is accepted and dropped.
+        """
+        input_shape = tuple(input_shape)
+        if input_shape and input_shape[0] is None:
+            input_shape = input_shape[1:]
+        rng = make_rng(self.seed)
+        shape = input_shape
+        for layer in self.layers:
+            if not layer.built:
+                layer.build(shape, rng)
+            shape = layer.compute_output_shape(shape)
+        self.input_shape = input_shape
+        self.built = True
+
+    def output_shapes(self) -> list[tuple]:
+        """Each layer's output shape (without the batch axis)."""
+        self._require_built("output_shapes")
+        shapes, shape = [], self.input_shape
+        for layer in self.layers:
+            shape = layer.compute_output_shape(shape)
+            shapes.append(shape)
+        return shapes
+
+    def _require_built(self, what: str) -> None:
+        if not self.built and self.input_shape is not None:
+            self.build(self.input_shape)
+        if not self.built:
+            raise RuntimeError(
+                f"{what}: the model is not built yet. Give the first layer input_shape=..., "
+                "call model.build((28, 28, 1)), or run it on data once."
+            )
+
+    # ---- forward and backward -------------------------------------------------------------
+    def forward(self, x, training: bool = False, check_finite: bool = True):
+        """Logits for a batch ``x`` of shape ``(N, *input_shape)``.
+
+        The input is checked for NaN/inf once here (``check_finite``), not in every layer.
+        """
+        if not self.built:
+            if not hasattr(x, "shape"):
+                raise TypeError(f"Sequential.forward expects an array, got {type(x).__name__}.")
+            self.build(self.input_shape or x.shape[1:])
+        for k, layer in enumerate(self.layers):
+            x = layer.forward(x, training=training, check_finite=check_finite and k == 0)
+        return x
+
+    __call__ = forward
+
+    def backward(self, dlogits, input_grad: bool = True):
+        """Backpropagate dL/dlogits through every layer; returns dL/dx (or None).
+
+        Fills each layer's ``grads``. ``input_grad=False`` skips the gradient with
+        respect to the images, which training never uses.
+        """
+        grad = dlogits
+        for k in range(len(self.layers) - 1, -1, -1):
+            grad = self.layers[k].backward(grad, input_grad=input_grad or k > 0)
+        return grad
+
+    # ---- weights --------------------------------------------------------------------------
+    def count_params(self) -> int:
+        self._require_built("count_params")
+        return sum(layer.count_params() for layer in self.layers)
+
+    def get_weights(self) -> list:
+        """All parameters as NumPy arrays, in Keras order (per layer: kernel, bias)."""
+        return [backend.to_numpy(p) for layer in self.layers for p in layer.params.values()]
+
+    def set_weights(self, weights) -> None:
+        """Inverse of :meth:`get_weights`; shapes must match exactly."""
+        self._require_built("set_weights")
+        slots = [(layer, key) for layer in self.layers for key in layer.params]
+        if len(weights) != len(slots):
+            raise ValueError(
+                f"set_weights: the model has {len(slots)} weight arrays, got {len(weights)}."
+            )
+        for (layer, key), value in zip(slots, weights, strict=True):
+            current = layer.params[key]
+            if tuple(value.shape) != tuple(current.shape):
+                raise ValueError(
+                    f"set_weights: layer {layer.name!r} {key} has shape {tuple(current.shape)}, "
+                    f"got {tuple(value.shape)}."
+                )
+            where = backend.backend_of(current)
+            layer.params[key] = backend.to_backend(value, where).astype(current.dtype, copy=False)
+
+    def to(self, name: str) -> Sequential:
+        """Move the weights (and the optimizer's state) to backend ``name``."""
+        for layer in self.layers:
+            layer.to(name)
+        if self.optimizer is not None:
+            self.optimizer.to(name)
+        return self
+
+    # ---- the Keras surface ------------------------------------------------------------------
+    def summary(self, print_fn=print) -> None:
+        """Print the Keras table: layer (type), output shape, parameter count, totals."""
+        self._require_built("summary")
+        rows = [
+            (layer.name, type(layer).__name__, shape, layer.count_params())
+            for layer, shape in zip(self.layers, self.output_shapes(), strict=True)
+        ]
+        for line in summary_lines(self.name, rows, self.count_params(), 0):
+            print_fn(line)
+
+    def compile(self, optimizer="adam", loss="sparse_categorical_crossentropy", metrics=None):
+        from ..training import loop
+
+        loop.compile_model(self, optimizer, loss, metrics)
+
+    def train_on_batch(self, x, y):
+        """One optimisation step on one batch; returns (loss, accuracy) as floats."""
+        from ..training import loop
+
+        return loop.train_on_batch(self, x, y)
+
+    def fit(self, x, y, **kwargs):
+        """Train; see :func:`tinycnn.training.loop.fit` for the arguments. Returns a History."""
+        from ..training import loop
+
+        return loop.fit(self, x, y, **kwargs)
+
+    def evaluate(self, x, y, batch_size: int = 32, verbose: int = 0, return_dict: bool = False):
+        """Mean loss and accuracy on ``(x, y)``: ``[loss, accuracy]`` like Keras."""
+        from ..training import loop
+
+        return loop.evaluate(
+            self, x, y, batch_size=batch_size, verbose=verbose, return_dict=return_dict
+        )
+
+    def predict(self, x, batch_size: int = 32, verbose: int = 0):
+        """Logits for ``x``, computed batch by batch; a NumPy array ``(N, classes)``."""
+        from ..training import loop
+
+        return loop.predict(self, x, batch_size=batch_size, verbose=verbose)
+
+    def save(self, path) -> None:
+        """Write architecture, weights and optimizer state to one ``.npz`` file, atomically."""
+        from .. import saving
+
+        saving.save_model(self, path)
+
+    def get_config(self) -> dict:
+        return {
+            "name": self.name,
+            "input_shape": list(self.input_shape) if self.input_shape else None,
+            "layers": [
+                {"class_name": type(layer).__name__, "config": layer.get_config()}
+                for layer in self.layers
+            ],
+        }
+
+    def __repr__(self) -> str:
+        return f"<Sequential {self.name!r}: {len(self.layers)} layers>"
