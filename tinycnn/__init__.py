@@ -7,7 +7,18 @@ model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
 history = model.fit(x_train, y_train, epochs=10, batch_size=64, validation_split=0.1)
 """
 
-from . import backend, initializers, kernels, layers, losses, models, optimizers
+from . import (
+    backend,
+    callbacks,
+    initializers,
+    kernels,
+    layers,
+    losses,
+    models,
+    optimizers,
+    preprocessing,
+    training,
+)
 from .backend import (
     floatx,
     get_backend,
@@ -20,11 +31,16 @@ from .backend import (
 )
 from .gradient_check import gradcheck
 from .models import Sequential
+from .saving import load_model
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Sequential",
+    "callbacks",
+    "load_model",
+    "preprocessing",
+    "training",
     "backend",
     "floatx",
     "get_backend",

@@ -152,6 +152,11 @@ class Sequential:
             where = backend.backend_of(current)
             layer.params[key] = backend.to_backend(value, where).astype(current.dtype, copy=False)
 
+    def clear_caches(self) -> None:
+        """Drop what the layers kept for a backward pass (frees memory after training)."""
+        for layer in self.layers:
+            layer.cache = None
+
     def to(self, name: str) -> Sequential:
         """Move the weights (and the optimizer's state) to backend ``name``."""
         for layer in self.layers:
@@ -207,6 +212,12 @@ class Sequential:
         from .. import saving
 
         saving.save_model(self, path)
+
+    def load_weights(self, path) -> None:
+        """Load the weights of a file written by :meth:`save` (same architecture)."""
+        from .. import saving
+
+        saving.load_weights(self, path)
 
     def get_config(self) -> dict:
         return {

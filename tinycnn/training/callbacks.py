@@ -1,0 +1,184 @@
+"""Callbacks: code that runs at the start and end of training and after each epoch.
+
+The same hooks as Keras: ``on_train_begin``, ``on_epoch_begin``, ``on_epoch_end``
+and ``on_train_end``, each given ``logs``, a dict such as
+``{"loss": 0.31, "accuracy": 0.89, "val_loss": 0.33, "val_accuracy": 0.88}``.
+"""
+
+from __future__ import annotations
+
+import math
+
+
+class Callback:
+    """Base class; ``self.model`` is set by ``fit``."""
+
+    model = None
+
+    def set_model(self, model) -> None:
+        self.model = model
+
+    def on_train_begin(self, logs=None): ...
+
+    def on_epoch_begin(self, epoch: int, logs=None): ...
+
+    def on_epoch_end(self, epoch: int, logs=None): ...
+
+    def on_train_end(self, logs=None): ...
+
+
+class History(Callback):
+    """Records every epoch's logs: ``history.history["val_accuracy"]`` is a list."""
+
+    def __init__(self):
+        self.history: dict[str, list] = {}
+        self.epoch: list[int] = []
+        self.params: dict = {}
+        self.interrupted = False  # True when Ctrl-C ended fit() early
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch.append(epoch)
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(value)
+
+
+class _Monitor(Callback):
+    """Shared logic: watch one logged value and decide when it improved."""
+
+    def __init__(self, monitor: str, mode: str, min_delta: float):
+        if mode == "auto":
+            mode = "max" if "acc" in monitor else "min"
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min', 'max' or 'auto', got {mode!r}.")
+        self.monitor, self.mode, self.min_delta = monitor, mode, abs(min_delta)
+        self.best = math.inf if mode == "min" else -math.inf
+
+    def _current(self, logs):
+        if not logs or self.monitor not in logs:
+            raise ValueError(
+                f"{type(self).__name__}: {self.monitor!r} is not logged; available: "
+                f"{sorted(logs or {})}. Monitoring 'val_*' needs validation data."
+            )
+        return logs[self.monitor]
+
+    def _improved(self, value) -> bool:
+        if self.mode == "min":
+            return value < self.best - self.min_delta
+        return value > self.best + self.min_delta
+
+
+class EarlyStopping(_Monitor):
+    """Stop when ``monitor`` has not improved for ``patience`` epochs.
+
+    With ``restore_best_weights=True`` the model ends with the weights of its best
+    epoch (by ``monitor``), not those of its last one.
+    """
+
+    def __init__(
+        self, monitor="val_loss", patience=0, min_delta=0.0, mode="auto", restore_best_weights=False
+    ):
+        super().__init__(monitor, mode, min_delta)
+        self.patience = int(patience)
+        self.restore_best_weights = restore_best_weights
+        self.best_weights = None
+        self.best_epoch = None
+        self.stopped_epoch = None
+        self.wait = 0
+
+    def on_train_begin(self, logs=None):
+        self.wait = 0
+        self.best = math.inf if self.mode == "min" else -math.inf
+        self.best_weights = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = self._current(logs)
+        if self._improved(value):
+            self.best, self.best_epoch, self.wait = value, epoch, 0
+            if self.restore_best_weights:
+                self.best_weights = self.model.get_weights()
+            return
+        self.wait += 1
+        if self.wait > self.patience:
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.restore_best_weights and self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
+
+
+class ModelCheckpoint(_Monitor):
+    """Save the model after each epoch (``{epoch}`` in the path is replaced, from 1).
+
+    With ``save_best_only=True``, only when ``monitor`` improved.
+    """
+
+    def __init__(self, filepath, monitor="val_loss", save_best_only=False, mode="auto"):
+        super().__init__(monitor, mode, 0.0)
+        self.filepath = str(filepath)
+        self.save_best_only = save_best_only
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.save_best_only:
+            value = self._current(logs)
+            if not self._improved(value):
+                return
+            self.best = value
+        self.model.save(self.filepath.format(epoch=epoch + 1, **(logs or {})))
+
+
+class ReduceLROnPlateau(_Monitor):
+    """Multiply the learning rate by ``factor`` after ``patience`` epochs without progress."""
+
+    def __init__(
+        self,
+        monitor="val_loss",
+        factor=0.5,
+        patience=1,
+        min_delta=1e-4,
+        mode="auto",
+        min_lr=0.0,
+        verbose=0,
+    ):
+        super().__init__(monitor, mode, min_delta)
+        if not 0.0 < factor < 1.0:
+            raise ValueError(f"factor must be in (0, 1), got {factor!r}.")
+        self.factor, self.patience, self.min_lr, self.verbose = factor, patience, min_lr, verbose
+        self.wait = 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = self._current(logs)
+        if self._improved(value):
+            self.best, self.wait = value, 0
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            optimizer = self.model.optimizer
+            new_lr = max(optimizer.learning_rate * self.factor, self.min_lr)
+            if new_lr < optimizer.learning_rate and self.verbose:
+                print(f"Epoch {epoch + 1}: reducing learning rate to {new_lr:.3g}.")
+            optimizer.learning_rate = new_lr
+            self.wait = 0
+
+
+class LearningRateScheduler(Callback):
+    """Set the learning rate at the start of each epoch: ``lr = schedule(epoch, lr)``."""
+
+    def __init__(self, schedule):
+        self.schedule = schedule
+
+    def on_epoch_begin(self, epoch, logs=None):
+        optimizer = self.model.optimizer
+        optimizer.learning_rate = float(self.schedule(epoch, optimizer.learning_rate))
+
+
+def cosine_decay(initial_lr: float, epochs: int, final_fraction: float = 0.0):
+    """A schedule for LearningRateScheduler: cosine from ``initial_lr`` down to
+    ``final_fraction * initial_lr`` over ``epochs`` epochs."""
+
+    def schedule(epoch, lr):
+        progress = min(epoch / max(epochs - 1, 1), 1.0)
+        cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
+        return initial_lr * (final_fraction + (1.0 - final_fraction) * cosine)
+
+    return schedule

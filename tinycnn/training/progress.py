@@ -1,0 +1,51 @@
+"""A Keras-style progress display for one epoch, built on tqdm.
+
+``tqdm.auto`` draws a text bar in a terminal and a widget in Jupyter. The running
+loss and accuracy are read (which waits for the GPU on CuPy) only when the bar
+redraws, a few times a second, never at every step.
+"""
+
+from __future__ import annotations
+
+import time
+
+from tqdm.auto import tqdm
+
+REFRESH_SECONDS = 0.25
+
+
+def format_logs(logs: dict) -> str:
+    """``loss: 0.3120 - accuracy: 0.8870 - val_loss: ...`` (Keras' order and style)."""
+    return " - ".join(f"{k}: {v:.4f}" for k, v in logs.items() if k != "epoch_seconds")
+
+
+class EpochProgress:
+    """verbose=0: silent; 1: a live bar with running metrics; 2: one line per epoch."""
+
+    def __init__(self, epoch: int, epochs: int, steps: int, verbose: int):
+        self.verbose = verbose
+        self.desc = f"Epoch {epoch + 1}/{epochs}"
+        self.bar = None
+        self.last_refresh = time.perf_counter()
+        if verbose == 1:
+            self.bar = tqdm(
+                total=steps, desc=self.desc, unit="step", leave=True, dynamic_ncols=True
+            )
+
+    def step(self, running_metrics) -> None:
+        """Advance by one step; ``running_metrics()`` is called only when the bar redraws."""
+        if self.bar is None:
+            return
+        self.bar.update(1)
+        now = time.perf_counter()
+        if now - self.last_refresh >= REFRESH_SECONDS:
+            self.bar.set_postfix_str(format_logs(running_metrics()), refresh=False)
+            self.last_refresh = now
+
+    def close(self, logs: dict) -> None:
+        seconds = logs.get("epoch_seconds", 0.0)
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"{format_logs(logs)} - {seconds:.1f}s", refresh=True)
+            self.bar.close()
+        elif self.verbose == 2:
+            print(f"{self.desc} - {seconds:.1f}s - {format_logs(logs)}", flush=True)
