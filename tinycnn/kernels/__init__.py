@@ -1,15 +1,94 @@
-"""Array kernels the layers call: im2col/col2im, max-pooling, ReLU.
+"""Array kernels the layers call: im2col/col2im, max-pooling, bias + ReLU, Adam.
 
-Each kernel has a readable reference (``reference.py``, NumPy and CuPy alike).
+Each kernel has a readable reference written against ``xp`` (``reference.py``; it
+runs on NumPy and CuPy alike) and, for NumPy arrays, a compiled fast twin
+(``cpu_numba.py``). The functions below pick one: the fast twin when the arrays are
+plain NumPy arrays and numba is installed, the reference otherwise (CuPy arrays,
+or any other array type). Tests check that both give the same numbers.
+
+``use_fast_kernels(False)`` forces the reference path, to compare or to learn.
 """
 
-from .reference import (  # noqa: F401
-    adam_update,
-    col2im,
-    conv_output_size,
-    im2col,
-    maxpool_backward,
-    maxpool_forward,
-    relu_backward,
-    relu_forward,
-)
+from __future__ import annotations
+
+import contextlib
+import warnings
+
+from .. import backend
+from . import reference
+from .reference import conv_output_size  # noqa: F401
+
+try:
+    from . import cpu_numba
+except ImportError:  # numba missing or broken: everything still works, only slower
+    cpu_numba = None
+    warnings.warn(
+        "numba is not available: tinycnn uses its plain NumPy kernels on the CPU, which are "
+        "several times slower. Install numba (pip install numba) for the fast path.",
+        RuntimeWarning,
+        stacklevel=2,
+    )
+
+_state = {"fast": cpu_numba is not None}
+
+
+def fast_kernels_available() -> bool:
+    return cpu_numba is not None
+
+
+@contextlib.contextmanager
+def use_fast_kernels(enabled: bool = True):
+    """Temporarily switch the compiled CPU kernels on or off."""
+    previous = _state["fast"]
+    _state["fast"] = bool(enabled) and cpu_numba is not None
+    try:
+        yield
+    finally:
+        _state["fast"] = previous
+
+
+def _impl(array):
+    """The module whose kernel should process ``array``."""
+    return cpu_numba if _state["fast"] and backend.is_numpy(array) else reference
+
+
+def im2col(x, kh, kw, stride=1, out=None):
+    return _impl(x).im2col(x, kh, kw, stride, out)
+
+
+def col2im(dcols, x_shape, kh, kw, stride=1):
+    return _impl(dcols).col2im(dcols, x_shape, kh, kw, stride)
+
+
+def maxpool_forward(x, ph, pw, sh, sw):
+    return _impl(x).maxpool_forward(x, ph, pw, sh, sw)
+
+
+def maxpool_backward(dy, argmax, x_shape, ph, pw, sh, sw):
+    return _impl(dy).maxpool_backward(dy, argmax, x_shape, ph, pw, sh, sw)
+
+
+def bias_relu(y, bias, relu):
+    return _impl(y).bias_relu(y, bias, relu)
+
+
+def bias_relu_backward(dy, y, relu, with_bias, out=None):
+    return _impl(dy).bias_relu_backward(dy, y, relu, with_bias, out)
+
+
+def relu_forward(z):
+    return _impl(z).relu_forward(z)
+
+
+def relu_backward(dy, y):
+    return _impl(dy).relu_backward(dy, y)
+
+
+def adam_update(param, grad, m, v, lr_t, beta_1, beta_2, epsilon):
+    return _impl(param).adam_update(param, grad, m, v, lr_t, beta_1, beta_2, epsilon)
+
+
+for _f in (im2col, col2im, maxpool_forward, maxpool_backward, bias_relu, bias_relu_backward,
+           relu_forward,
+           relu_backward, adam_update):
+    _f.__doc__ = f"Dispatch to the fast or reference ``{_f.__name__}``; see reference.py."

@@ -16,7 +16,7 @@ def conv_output_size(size: int, k: int, stride: int) -> int:
     return (size - k) // stride + 1
 
 
-def im2col(x, kh: int, kw: int, stride: int = 1):
+def im2col(x, kh: int, kw: int, stride: int = 1, out=None):
     """Unfold every (kh, kw) patch of ``x`` into one row of a matrix.
 
     Args:
@@ -26,7 +26,7 @@ def im2col(x, kh: int, kw: int, stride: int = 1):
         patch whose top-left corner is input pixel ``(oh * stride, ow * stride)``,
         ordered ``(i, j, c)`` like the rows of a Keras kernel ``(kh, kw, C, F)``
         reshaped to ``(kh * kw * C, F)``. Convolution is then one matrix multiply:
-        ``y = cols @ kernel.reshape(-1, F)``.
+        ``y = cols @ kernel.reshape(-1, F)``. Written into ``out`` if given.
 
     Instead of looping over the Ho * Wo output pixels, we loop over the kh * kw kernel
     offsets (9 for a 3x3 kernel): for a fixed offset (i, j), output pixel (oh, ow)
@@ -37,7 +37,9 @@ def im2col(x, kh: int, kw: int, stride: int = 1):
     xp = get_array_module(x)
     n, h, w, c = x.shape
     ho, wo = conv_output_size(h, kh, stride), conv_output_size(w, kw, stride)
-    cols = xp.empty((n, ho, wo, kh, kw, c), dtype=x.dtype)
+    if out is None:
+        out = xp.empty((n * ho * wo, kh * kw * c), dtype=x.dtype)
+    cols = out.reshape(n, ho, wo, kh, kw, c)  # a view: writing cols fills out
     for i in range(kh):
         for j in range(kw):
             cols[:, :, :, i, j, :] = x[
@@ -119,6 +121,32 @@ def maxpool_backward(dy, argmax, x_shape, ph: int, pw: int, sh: int, sw: int):
                 argmax == i * pw + j, dy, zero
             )
     return dx
+
+
+def bias_relu(y, bias, relu: bool):
+    """In place on a fresh 2-D matmul result ``y`` (M, F): add ``bias`` (F,) if given,
+    then apply ReLU if ``relu``. Returns ``y``."""
+    xp = get_array_module(y)
+    if bias is not None:
+        y += bias
+    if relu:
+        xp.maximum(y, 0, out=y)
+    return y
+
+
+def bias_relu_backward(dy, y, relu: bool, with_bias: bool, out=None):
+    """The backward of :func:`bias_relu`. ``dy``, ``y``: (M, F).
+
+    Returns ``(dz, dbias)``: dz = dy * (y > 0) if ``relu`` (the gradient before the
+    ReLU), and dbias = dz summed over the rows (every row added the same bias), or
+    None without a bias. ``out`` may receive dz.
+    """
+    if relu:
+        xp = get_array_module(dy)
+        dz = xp.multiply(dy, y > 0, out=out) if out is not None else relu_backward(dy, y)
+    else:
+        dz = dy
+    return dz, (dz.sum(axis=0) if with_bias else None)
 
 
 def relu_forward(z):

@@ -141,12 +141,11 @@ class Conv2D(Layer):
         if pads != ((0, 0), (0, 0)):
             x = xp.pad(x, ((0, 0), *pads, (0, 0)))
         ho, wo, f = self.compute_output_shape((h, w, x.shape[3]))
-        cols = kernels.im2col(x, kh, kw, s)  # (N*Ho*Wo, kh*kw*C)
+        cols = self._buffer("cols", (n * ho * wo, kh * kw * x.shape[3]), x)
+        cols = kernels.im2col(x, kh, kw, s, out=cols)  # (N*Ho*Wo, kh*kw*C)
         y = cols @ self.params["kernel"].reshape(-1, f)  # (N*Ho*Wo, F)
-        if self.use_bias:
-            y += self.params["bias"]
-        if self.activation == "relu":
-            y = kernels.relu_forward(y)
+        # one pass: y += bias, then ReLU (fused in the fast kernel)
+        y = kernels.bias_relu(y, self.params.get("bias"), self.activation == "relu")
         # Keep what backward needs: the columns (for dkernel), the output (for the
         # ReLU mask), and the shapes to undo padding.
         self.cache = (cols, y, x.shape, pads)
@@ -157,15 +156,18 @@ class Conv2D(Layer):
         kernel = self.params["kernel"]
         f = self.filters
         dy = dy.reshape(-1, f)  # (N*Ho*Wo, F)
-        if self.activation == "relu":
-            dy = kernels.relu_backward(dy, y)
+        # the gradient before ReLU and the bias gradient, in one pass
+        dy, dbias = kernels.bias_relu_backward(
+            dy, y, self.activation == "relu", self.use_bias, out=self._buffer("dz", y.shape, y)
+        )
         self.grads["kernel"] = (cols.T @ dy).reshape(kernel.shape)
         if self.use_bias:
-            self.grads["bias"] = dy.sum(axis=0)
+            self.grads["bias"] = dbias
         if not input_grad:
             return None
         (kh, kw), s = self.kernel_size, self.strides[0]
-        dcols = dy @ kernel.reshape(-1, f).T  # (N*Ho*Wo, kh*kw*C)
+        xp = get_array_module(dy)
+        dcols = xp.matmul(dy, kernel.reshape(-1, f).T, out=self._buffer("dcols", cols.shape, cols))
         dx = kernels.col2im(dcols, padded_shape, kh, kw, s)
         (pt, pb), (pl, pr) = pads
         h, w = padded_shape[1] - pt - pb, padded_shape[2] - pl - pr

@@ -63,20 +63,18 @@ class Dense(Layer):
 
     def _forward(self, x, training):
         y = x @ self.params["kernel"]
-        if self.use_bias:
-            y += self.params["bias"]
-        if self.activation == "relu":
-            y = kernels.relu_forward(y)
+        # one pass: y += bias, then ReLU (fused in the fast kernel)
+        y = kernels.bias_relu(y, self.params.get("bias"), self.activation == "relu")
         self.cache = (x, y)
         return y
 
     def _backward(self, dy, input_grad):
         x, y = self.cache
-        if self.activation == "relu":
-            dy = kernels.relu_backward(dy, y)
+        # the gradient before ReLU and the bias gradient, in one pass
+        dy, dbias = kernels.bias_relu_backward(dy, y, self.activation == "relu", self.use_bias)
         self.grads["kernel"] = x.T @ dy
         if self.use_bias:
-            self.grads["bias"] = dy.sum(axis=0)
+            self.grads["bias"] = dbias
         return dy @ self.params["kernel"].T if input_grad else None
 
     def get_config(self):

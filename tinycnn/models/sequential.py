@@ -156,6 +156,7 @@ class Sequential:
         """Drop what the layers kept for a backward pass (frees memory after training)."""
         for layer in self.layers:
             layer.cache = None
+            layer.workspace = {}
 
     def to(self, name: str) -> Sequential:
         """Move the weights (and the optimizer's state) to backend ``name``."""
