@@ -83,7 +83,9 @@ def test_bias_relu_forward_and_backward_match_reference(relu, with_bias, dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_relu_matches_reference(dtype):
     z = np.random.default_rng(3).standard_normal((5, 6, 7)).astype(dtype)
-    np.testing.assert_array_equal(cpu_numba.relu_forward(z.copy()), reference.relu_forward(z.copy()))
+    np.testing.assert_array_equal(
+        cpu_numba.relu_forward(z.copy()), reference.relu_forward(z.copy())
+    )
     dy = np.ones_like(z)
     np.testing.assert_array_equal(cpu_numba.relu_backward(dy, z), reference.relu_backward(dy, z))
 

@@ -88,7 +88,15 @@ def adam_update(param, grad, m, v, lr_t, beta_1, beta_2, epsilon):
     return _impl(param).adam_update(param, grad, m, v, lr_t, beta_1, beta_2, epsilon)
 
 
-for _f in (im2col, col2im, maxpool_forward, maxpool_backward, bias_relu, bias_relu_backward,
-           relu_forward,
-           relu_backward, adam_update):
+for _f in (
+    im2col,
+    col2im,
+    maxpool_forward,
+    maxpool_backward,
+    bias_relu,
+    bias_relu_backward,
+    relu_forward,
+    relu_backward,
+    adam_update,
+):
     _f.__doc__ = f"Dispatch to the fast or reference ``{_f.__name__}``; see reference.py."

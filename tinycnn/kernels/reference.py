@@ -175,3 +175,36 @@ def adam_update(param, grad, m, v, lr_t: float, beta_1: float, beta_2: float, ep
     denom = xp.sqrt(v)
     denom += param.dtype.type(epsilon)
     param -= param.dtype.type(lr_t) * (m / denom)
+
+
+def conv_relu_pool_forward(x, kernel, bias, ph: int, pw: int):
+    """Conv2D (stride 1, 'valid', ReLU) followed by MaxPooling2D (stride = pool), composed
+    from the kernels above: the reference for the fused fast kernel.
+
+    Args:
+        x: ``(N, H, W, C)``; kernel: ``(kh, kw, C, F)``; bias: ``(F,)`` or None.
+    Returns:
+        ``(out, argmax)`` of the pooling, each ``(N, Hp, Wp, F)``.
+    """
+    xp = get_array_module(x)
+    n, h, w, c = x.shape
+    kh, kw, _, f = kernel.shape
+    cols = im2col(x, kh, kw, 1)
+    z = bias_relu(cols @ kernel.reshape(-1, f), bias, True)
+    return maxpool_forward(xp.reshape(z, (n, h - kh + 1, w - kw + 1, f)), ph, pw, ph, pw)
+
+
+def conv_relu_pool_backward(x, kernel, dy, out, argmax, ph: int, pw: int, input_grad: bool):
+    """Gradients of :func:`conv_relu_pool_forward` from the pooled gradient ``dy``.
+
+    Returns ``(dkernel, dbias, dx)`` (``dx`` is None unless ``input_grad``).
+    """
+    n, h, w, c = x.shape
+    kh, kw, _, f = kernel.shape
+    conv_shape = (n, h - kh + 1, w - kw + 1, f)
+    # ReLU's mask at the winners is out > 0: the pooled value is the winner's value
+    dz = maxpool_backward(dy * (out > 0), argmax, conv_shape, ph, pw, ph, pw).reshape(-1, f)
+    cols = im2col(x, kh, kw, 1)
+    dkernel = (cols.T @ dz).reshape(kernel.shape)
+    dx = col2im(dz @ kernel.reshape(-1, f).T, x.shape, kh, kw, 1) if input_grad else None
+    return dkernel, dz.sum(axis=0), dx

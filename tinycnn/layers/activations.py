@@ -8,10 +8,12 @@ from .base import Layer
 ACTIVATIONS = (None, "linear", "relu")
 
 
-def check_activation(activation) -> str | None:
+def check_activation(activation, layer_type: str) -> str | None:
     """Normalise ``activation`` ("linear" means none) and reject unknown names."""
     if activation not in ACTIVATIONS:
-        raise ValueError(f"Unknown activation {activation!r}: expected one of {ACTIVATIONS}.")
+        raise ValueError(
+            f"{layer_type}: unknown activation {activation!r}; expected one of {ACTIVATIONS}."
+        )
     return None if activation == "linear" else activation
 
 

@@ -108,8 +108,12 @@ class Layer:
         step at batch 128, see docs/performance.md); a reused one costs nothing.
         """
         buf = self.workspace.get(name)
-        if (buf is None or buf.shape != tuple(shape) or buf.dtype != like.dtype
-                or type(buf) is not type(like)):
+        if (
+            buf is None
+            or buf.shape != tuple(shape)
+            or buf.dtype != like.dtype
+            or type(buf) is not type(like)
+        ):
             buf = backend.get_array_module(like).empty(shape, dtype=like.dtype)
             self.workspace[name] = buf
         return buf

@@ -87,7 +87,7 @@ class Conv2D(Layer):
         if padding not in ("valid", "same"):
             raise ValueError(f"Conv2D padding must be 'valid' or 'same', got {padding!r}.")
         self.padding = padding
-        self.activation = check_activation(activation)
+        self.activation = check_activation(activation, "Conv2D")
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)

@@ -39,7 +39,7 @@ class Dense(Layer):
         if not (isinstance(units, int) and units > 0):
             raise ValueError(f"Dense units must be a positive int, got {units!r}.")
         self.units = units
-        self.activation = check_activation(activation)
+        self.activation = check_activation(activation, "Dense")
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)

@@ -28,7 +28,9 @@ class MaxPooling2D(Layer):
     def __init__(self, pool_size=2, strides=None, padding="valid", name=None, input_shape=None):
         super().__init__(name=name, input_shape=input_shape)
         self.pool_size = _pair(pool_size, "MaxPooling2D pool_size")
-        self.strides = _pair(strides if strides is not None else self.pool_size, "strides")
+        self.strides = _pair(
+            strides if strides is not None else self.pool_size, "MaxPooling2D strides"
+        )
         padding = padding.lower()
         if padding not in ("valid", "same"):
             raise ValueError(f"MaxPooling2D padding must be 'valid' or 'same', got {padding!r}.")

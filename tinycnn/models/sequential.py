@@ -27,7 +27,8 @@ class Sequential:
 
     Args:
         layers: list of layers; the first may give ``input_shape`` (without the batch
-            axis, e.g. ``(28, 28, 1)``), in which case the model is built at once.
+            axis, e.g. ``(28, 28, 1)``), in which case the weights are created on first
+            use (``summary()``, ``get_weights()``, training...), all from one seeded stream.
         name: the model's name, shown by ``summary()``.
         seed: seed for the weight initialisation (same seed, same weights).
     """
@@ -132,6 +133,7 @@ class Sequential:
 
     def get_weights(self) -> list:
         """All parameters as NumPy arrays, in Keras order (per layer: kernel, bias)."""
+        self._require_built("get_weights")
         return [backend.to_numpy(p) for layer in self.layers for p in layer.params.values()]
 
     def set_weights(self, weights) -> None:

@@ -273,7 +273,9 @@ def _run_epoch(
         loss_sum += loss * len(idx)  # stays on the device: no synchronisation here
         correct += batch_correct
         seen += len(idx)
-        progress.step(lambda s=seen, l=loss_sum, c=correct: {"loss": float(l) / s, "accuracy": float(c) / s})
+        progress.step(
+            lambda s=seen, l=loss_sum, c=correct: {"loss": float(l) / s, "accuracy": float(c) / s}
+        )
         if interrupt["stop"]:
             break
     logs = {"loss": float(loss_sum) / max(seen, 1), "accuracy": float(correct) / max(seen, 1)}
