@@ -47,9 +47,14 @@ def use_fast_kernels(enabled: bool = True):
         _state["fast"] = previous
 
 
+def is_fast(array) -> bool:
+    """True when ``array`` will be processed by the compiled CPU kernels."""
+    return _state["fast"] and backend.is_numpy(array)
+
+
 def _impl(array):
     """The module whose kernel should process ``array``."""
-    return cpu_numba if _state["fast"] and backend.is_numpy(array) else reference
+    return cpu_numba if is_fast(array) else reference
 
 
 def im2col(x, kh, kw, stride=1, out=None):
@@ -86,6 +91,14 @@ def relu_backward(dy, y):
 
 def adam_update(param, grad, m, v, lr_t, beta_1, beta_2, epsilon):
     return _impl(param).adam_update(param, grad, m, v, lr_t, beta_1, beta_2, epsilon)
+
+
+def conv_relu_pool_forward(x, kernel, bias, ph, pw):
+    return _impl(x).conv_relu_pool_forward(x, kernel, bias, ph, pw)
+
+
+def conv_relu_pool_backward(x, kernel, dy, out, argmax, ph, pw, input_grad):
+    return _impl(dy).conv_relu_pool_backward(x, kernel, dy, out, argmax, ph, pw, input_grad)
 
 
 for _f in (

@@ -295,37 +295,48 @@ def _conv_relu_pool_forward(x, w2, bias, kh, kw, ph, pw, out, argmax):
     """Direct convolution (stride 1, valid) + bias + ReLU + max-pool (stride = pool).
 
     x (N, H, W, C); w2 (kh*kw*C, F); out/argmax (N, Hp, Wp, F). For each pooled pixel
-    the ph*pw convolution outputs of its window are computed in registers and only
-    their maximum is written: the (N, Ho, Wo, F) convolution output never exists.
-    ReLU commutes with max (both are monotone), so relu(max(z)) = max(relu(z)).
+    the P = ph*pw convolution outputs of its window are accumulated side by side in
+    ``acc`` (P, F) and only their maximum is written: the (N, Ho, Wo, F) convolution
+    output never exists. ReLU commutes with max, so relu(max(z)) = max(relu(z)).
+
+    Loop order matters: for each kernel tap r we update all P rows of ``acc`` before
+    the next tap, so consecutive updates of one accumulator are P*F operations apart
+    and the CPU can overlap them (tap-by-tap on one row would wait on each result).
     """
     n, c = x.shape[0], x.shape[3]
     hp_n, wp_n, f_n = out.shape[1], out.shape[2], out.shape[3]
+    taps, positions = kh * kw * c, ph * pw
     for b in prange(n):
-        acc = np.empty(f_n, dtype=out.dtype)
-        best = np.empty(f_n, dtype=out.dtype)
-        arg = np.empty(f_n, dtype=np.int8)
+        acc = np.empty((positions, f_n), dtype=out.dtype)
+        xs = np.empty(positions, dtype=out.dtype)
         for hp in range(hp_n):
             for wp in range(wp_n):
-                for i in range(ph):
-                    for j in range(pw):
-                        h, w = hp * ph + i, wp * pw + j
-                        acc[:] = bias
-                        for u in range(kh):
-                            for v in range(kw):
-                                for ch in range(c):
-                                    xv = x[b, h + u, w + v, ch]
-                                    row = w2[(u * kw + v) * c + ch]
-                                    for f in range(f_n):
-                                        acc[f] += xv * row[f]
-                        k = i * pw + j
+                for k in range(positions):
+                    acc[k] = bias
+                for r in range(taps):
+                    u, v, ch = r // (kw * c), (r // c) % kw, r % c
+                    for k in range(positions):
+                        xs[k] = x[b, hp * ph + k // pw + u, wp * pw + k % pw + v, ch]
+                    row = w2[r]
+                    for k in range(positions):
+                        xk = xs[k]
+                        a = acc[k]
                         for f in range(f_n):
-                            if k == 0 or acc[f] > best[f]:  # first maximum wins ties
-                                best[f] = acc[f]
-                                arg[f] = k
+                            a[f] += xk * row[f]
+                best = out[b, hp, wp]
+                arg = argmax[b, hp, wp]
                 for f in range(f_n):
-                    out[b, hp, wp, f] = best[f] if best[f] > 0.0 else 0.0
-                    argmax[b, hp, wp, f] = arg[f]
+                    best[f] = acc[0, f]
+                    arg[f] = 0
+                for k in range(1, positions):
+                    a = acc[k]
+                    for f in range(f_n):
+                        if a[f] > best[f]:  # strictly greater: the first maximum wins ties
+                            best[f] = a[f]
+                            arg[f] = k
+                for f in range(f_n):
+                    if best[f] < 0.0:
+                        best[f] = 0.0
 
 
 def conv_relu_pool_forward(x, kernel, bias, ph, pw):
@@ -346,13 +357,14 @@ def _conv_relu_pool_backward(x, w2, dy, out, argmax, kh, kw, ph, pw, dw_part, db
     """Gradients of the fused forward from the pooled gradient dy (N, Hp, Wp, F).
 
     Only the winner of each window had a gradient, and only if it was positive (ReLU):
-    g = dy * (out > 0) at position argmax. For each window position k, the gradient
-    masked to the channels whose winner is k is multiplied by the input patch at k and
-    summed into dW; that is cols.T @ dz without building cols or dz. Tasks own batch
+    g = dy * (out > 0), sent to window position argmax. For each position k the
+    gradient masked to the channels that k won, g_k (F,), times the input patch at k
+    is added to dW: that is cols.T @ dz without building cols or dz. Tasks own batch
     chunks and their own partial sums, so no two threads write the same memory.
     """
     n, c = x.shape[0], x.shape[3]
     hp_n, wp_n, f_n = dy.shape[1], dy.shape[2], dy.shape[3]
+    taps, positions = kh * kw * c, ph * pw
     tasks = dw_part.shape[0]
     chunk = (n + tasks - 1) // tasks
     want_dx = dx.shape[0] == n
@@ -361,38 +373,33 @@ def _conv_relu_pool_backward(x, w2, dy, out, argmax, kh, kw, ph, pw, dw_part, db
         db = db_part[t]
         dw[:] = 0.0
         db[:] = 0.0
-        g = np.empty(f_n, dtype=dy.dtype)
+        g = np.zeros((positions, f_n), dtype=dy.dtype)
         for b in range(t * chunk, min(n, (t + 1) * chunk)):
             if want_dx:
                 dx[b] = 0.0
             for hp in range(hp_n):
                 for wp in range(wp_n):
-                    for i in range(ph):
-                        for j in range(pw):
-                            k = i * pw + j
-                            h, w = hp * ph + i, wp * pw + j
-                            any_winner = False
+                    grad, arg, best = dy[b, hp, wp], argmax[b, hp, wp], out[b, hp, wp]
+                    for k in range(positions):
+                        gk = g[k]
+                        for f in range(f_n):
+                            gk[f] = grad[f] if (arg[f] == k and best[f] > 0.0) else 0.0
+                    for f in range(f_n):
+                        db[f] += grad[f] if best[f] > 0.0 else 0.0
+                    for k in range(positions):
+                        h, w = hp * ph + k // pw, wp * pw + k % pw
+                        gk = g[k]
+                        for r in range(taps):
+                            u, v, ch = r // (kw * c), (r // c) % kw, r % c
+                            xv = x[b, h + u, w + v, ch]
+                            dw_row = dw[r]
                             for f in range(f_n):
-                                win = argmax[b, hp, wp, f] == k and out[b, hp, wp, f] > 0.0
-                                g[f] = dy[b, hp, wp, f] if win else 0.0
-                                any_winner = any_winner or win
-                            if not any_winner:
-                                continue
-                            for f in range(f_n):
-                                db[f] += g[f]
-                            for u in range(kh):
-                                for v in range(kw):
-                                    for ch in range(c):
-                                        r = (u * kw + v) * c + ch
-                                        xv = x[b, h + u, w + v, ch]
-                                        dw_row = dw[r]
-                                        for f in range(f_n):
-                                            dw_row[f] += xv * g[f]
-                                        if want_dx:
-                                            s = 0.0
-                                            for f in range(f_n):
-                                                s += g[f] * w2[r, f]
-                                            dx[b, h + u, w + v, ch] += s
+                                dw_row[f] += xv * gk[f]
+                            if want_dx:
+                                s = 0.0
+                                for f in range(f_n):
+                                    s += gk[f] * w2[r, f]
+                                dx[b, h + u, w + v, ch] += s
 
 
 def conv_relu_pool_backward(x, kernel, dy, out, argmax, ph, pw, input_grad: bool):
@@ -400,8 +407,8 @@ def conv_relu_pool_backward(x, kernel, dy, out, argmax, ph, pw, input_grad: bool
     kh, kw, c, f = kernel.shape
     w2 = np.ascontiguousarray(kernel).reshape(kh * kw * c, f)
     tasks = 4 * numba.get_num_threads()
-    dw_part = np.empty((tasks, kh * kw * c, f), dtype=np.float64)
-    db_part = np.empty((tasks, f), dtype=np.float64)
+    dw_part = np.empty((tasks, kh * kw * c, f), dtype=x.dtype)
+    db_part = np.empty((tasks, f), dtype=x.dtype)
     dx = np.empty(x.shape if input_grad else (0, 1, 1, 1), dtype=x.dtype)
     _conv_relu_pool_backward(
         np.ascontiguousarray(x),

@@ -13,6 +13,7 @@ import re
 from .. import backend
 from ..initializers import make_rng
 from ..layers import Layer
+from . import fusion
 from .summary import summary_lines
 
 
@@ -42,6 +43,7 @@ class Sequential:
         self.optimizer = None
         self.loss = None
         self.stop_training = False
+        self._steps = None  # what the last forward ran: layers, or fused pairs of them
         for layer in layers or []:
             self.add(layer)
 
@@ -109,8 +111,11 @@ class Sequential:
             if not hasattr(x, "shape"):
                 raise TypeError(f"Sequential.forward expects an array, got {type(x).__name__}.")
             self.build(self.input_shape or x.shape[1:])
-        for k, layer in enumerate(self.layers):
-            x = layer.forward(x, training=training, check_finite=check_finite and k == 0)
+        # Usually one step per layer; on the CPU fast path, Conv2D(relu) + MaxPooling2D
+        # pairs may run as one fused step (see fusion.py): same numbers, less time.
+        self._steps = fusion.plan(self.layers, x)
+        for k, step in enumerate(self._steps):
+            x = step.forward(x, training=training, check_finite=check_finite and k == 0)
         return x
 
     __call__ = forward
@@ -121,9 +126,10 @@ class Sequential:
         Fills each layer's ``grads``. ``input_grad=False`` skips the gradient with
         respect to the images, which training never uses.
         """
+        steps = self._steps or self.layers
         grad = dlogits
-        for k in range(len(self.layers) - 1, -1, -1):
-            grad = self.layers[k].backward(grad, input_grad=input_grad or k > 0)
+        for k in range(len(steps) - 1, -1, -1):
+            grad = steps[k].backward(grad, input_grad=input_grad or k > 0)
         return grad
 
     # ---- weights --------------------------------------------------------------------------
@@ -159,6 +165,7 @@ class Sequential:
         for layer in self.layers:
             layer.cache = None
             layer.workspace = {}
+        self._steps = None
 
     def to(self, name: str) -> Sequential:
         """Move the weights (and the optimizer's state) to backend ``name``."""
