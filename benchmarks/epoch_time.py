@@ -7,24 +7,41 @@ framework::
     Conv2D(64, 3x3, relu) -> MaxPool(2) -> Conv2D(64, 3x3, relu) -> MaxPool(2)
     -> Flatten (1600) -> Dense(512, relu) -> Dense(10) -> softmax cross-entropy
 
-How the timing works, for each batch size B:
+Every measurement runs in a FRESH PROCESS (a "worker": this script started again
+with ``--worker NAME``). Why not time all frameworks in one process? Each one
+brings its own pool of threads: NumPy's OpenBLAS (tinycnn and the matmul floor),
+numba's workqueue (tinycnn's kernels), PyTorch's OpenMP pool and TensorFlow's
+Eigen pool. A pool does not go quiet the moment its work is done: threads may
+busy-wait ("spin") for a while, so that the next parallel region starts sooner.
+In one process those threads stay alive, and when the next framework starts they
+compete with its threads for the same cores; on a 2-core machine that is ruinous.
+Timed together in one process, tinycnn took 140 ms/step and PyTorch 299 ms/step
+at batch 64, when each alone takes about 25 ms. A process that exits takes its
+threads with it, so a worker finds the cores free.
 
-1. Build one model per framework and warm it up (``--warmup`` steps): the first
-   steps allocate buffers, compile numba kernels or trace TensorFlow graphs.
-2. Repeat ``--reps`` times, INTERLEAVED: time ``--steps`` training steps of
-   tinycnn, then of PyTorch, then of Keras, then the matmul floor. A background
-   job that slows the machine for a few seconds then hurts every framework
+How the timing works:
+
+1. The parent process (this script without ``--worker``) never imports PyTorch
+   or TensorFlow and trains nothing, so it starts no thread pool: it only starts
+   workers, one after another, and collects the one JSON line each prints.
+2. A training worker generates its data from the seed (or loads Fashion-MNIST
+   with ``--real``), builds one model, runs ``--warmup`` untimed steps (buffers
+   are allocated, numba kernels loaded, TensorFlow graphs traced), then times
+   ``--steps`` steps. Same seed and batch size: the same batches for everyone.
+3. INTERLEAVED repetitions: ``for rep: for batch size: for framework: worker``,
+   so a background job that slows the machine for a while hurts every framework
    alike instead of one of them.
-3. Report the median over the repetitions: steps per second, and the implied
-   epoch time for 60,000 images (ceil(60000 / B) steps).
+4. Reported: the median over the ``--reps`` repetitions, as steps per second and
+   the implied epoch time for 60,000 images (ceil(60000 / B) steps).
 
 The "matmul floor" row times only the matrix multiplies one training step needs
 (im2col convolutions and dense layers, forward and backward) with NumPy's BLAS:
 no framework can be much faster than that on the same BLAS and threads.
 
-Also measured: predict throughput (10,000 images, batch 1000), the peak memory
-(RSS) of this process, and, in a separate process that runs only tinycnn,
-tinycnn's training memory at batch 128 beyond the dataset.
+Also measured, each in its own worker: predict throughput (10,000 images, batch
+1000), the peak memory (RSS) of every training worker, and tinycnn's training
+memory at batch 128 beyond its data. ``--in-process`` runs everything in one
+process as older versions did, to see the interference for yourself.
 
 Examples::
 
@@ -32,6 +49,7 @@ Examples::
     python benchmarks/epoch_time.py --steps 5 --reps 1       # smoke run
     python benchmarks/epoch_time.py --frameworks tinycnn,torch --json
     python benchmarks/epoch_time.py --backend cupy           # tinycnn on CuPy, torch on CUDA
+    python benchmarks/epoch_time.py --worker torch --batch-size 64 --steps 20   # one worker
 """
 
 from __future__ import annotations
@@ -46,6 +64,7 @@ import statistics
 import subprocess
 import sys
 import time
+from typing import NamedTuple
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # silence TensorFlow's start-up banner
 
@@ -58,10 +77,12 @@ PREDICT_IMAGES = 10_000
 PREDICT_BATCH = 1000
 MEMORY_BATCH = 128
 MEMORY_STEPS = 10
-REWARM_STEPS = 2  # untimed steps before each timed run, after the other frameworks ran
+REWARM_STEPS = 2  # --in-process: untimed steps before each run, after the others ran
 FRAMEWORKS = ("tinycnn", "torch", "keras")
 PEERS = ("torch", "keras")
-FLOOR = "matmul floor"
+FLOOR = "matmul floor"  # the floor's name in tables and JSON; "floor" on the command line
+WORKERS = (*FRAMEWORKS, "floor")
+TASKS = ("train", "predict", "memory")
 KERAS_METHODS = ("tf_function", "train_on_batch", "xla")
 
 
@@ -89,15 +110,25 @@ def parse_args(argv=None) -> argparse.Namespace:
         default="tf_function",
         help="how a Keras step runs (default tf_function, see README)",
     )
-    parser.add_argument("--no-memory", action="store_true", help="skip the memory subprocess")
+    parser.add_argument("--no-memory", action="store_true", help="skip the memory worker")
     parser.add_argument("--json", action="store_true", help="end with one JSON line")
-    parser.add_argument("--memory-probe", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="time all frameworks in this one process (the thread pools interfere; see README)",
+    )
+    worker = parser.add_argument_group("worker (one measurement, one JSON line on stdout)")
+    worker.add_argument("--worker", choices=WORKERS, help="be a worker for this framework")
+    worker.add_argument("--task", choices=TASKS, default="train", help="what the worker measures")
+    worker.add_argument("--batch-size", type=int, default=64, help="the worker's batch size")
     args = parser.parse_args(argv)
     args.batch_sizes = [int(b) for b in args.batch_sizes.split(",") if b.strip()]
     args.frameworks = [f.strip() for f in args.frameworks.split(",") if f.strip()]
     unknown = set(args.frameworks) - set(FRAMEWORKS)
     if unknown:
         parser.error(f"unknown frameworks {sorted(unknown)}; choose from {FRAMEWORKS}")
+    if args.steps < 1 or args.reps < 1 or args.warmup < 0:
+        parser.error("--steps and --reps must be at least 1, --warmup at least 0")
     return args
 
 
@@ -111,26 +142,24 @@ def installed(name: str) -> bool:
     return importlib.util.find_spec(name) is not None
 
 
-def configure_threads(threads: int, frameworks: list[str]) -> dict:
-    """Give every library the same number of threads; return notes on what was set.
+def configure_threads(threads: int, names: list[str]) -> dict:
+    """Give the libraries that ``names`` use ``threads`` threads; return what was set.
 
     Must run before TensorFlow executes its first operation: its thread pools are
     fixed at that moment.
     """
     notes = {}
-    try:
+    if "tinycnn" in names:
         import numba
 
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
         notes["numba_threads"] = numba.get_num_threads()
-    except ImportError:
-        pass
-    if "torch" in frameworks:
+    if "torch" in names:
         import torch
 
         torch.set_num_threads(threads)
         notes["torch_threads"] = torch.get_num_threads()
-    if "keras" in frameworks:
+    if "keras" in names:
         import tensorflow as tf
 
         try:
@@ -143,7 +172,7 @@ def configure_threads(threads: int, frameworks: list[str]) -> dict:
     # Last, so that it also reaches any BLAS library the frameworks above loaded.
     from threadpoolctl import threadpool_limits
 
-    threadpool_limits(limits=threads, user_api="blas")  # NumPy's BLAS (tinycnn)
+    threadpool_limits(limits=threads, user_api="blas")  # NumPy's BLAS (tinycnn, the floor)
     return notes
 
 
@@ -155,15 +184,15 @@ def blas_info() -> list[dict]:
     return [{k: pool.get(k) for k in keys if k in pool} for pool in threadpool_info()]
 
 
-def versions(frameworks: list[str]) -> dict:
-    """Python and library versions (only of the libraries this run imported)."""
+def versions(names: list[str]) -> dict:
+    """Python and library versions (only of the frameworks in ``names``)."""
     found = {"python": platform.python_version(), "numpy": np.__version__}
     found["tinycnn"] = tinycnn.__version__
-    if "torch" in frameworks:
+    if "torch" in names:
         import torch
 
         found["torch"] = torch.__version__
-    if "keras" in frameworks:
+    if "keras" in names:
         import keras
         import tensorflow as tf
 
@@ -194,6 +223,11 @@ def proc_status_mb(field: str) -> float | None:
     return None
 
 
+def own_peak_rss_mb() -> float:
+    """This process's own peak RSS in MB: VmHWM on Linux, ``ru_maxrss`` elsewhere."""
+    return proc_status_mb("VmHWM") or peak_rss_mb()
+
+
 def reset_peak_rss() -> bool:
     """Make the peak (VmHWM) restart from the current RSS (Linux >= 4.0)."""
     try:
@@ -207,18 +241,28 @@ def reset_peak_rss() -> bool:
 # ---------------------------------------------------------------------------- data
 
 
-def synthetic_data(seed: int):
+class Data(NamedTuple):
+    """Training images and labels, and test images: float32 NHWC in [0, 1], int64."""
+
+    x: np.ndarray
+    y: np.ndarray
+    x_test: np.ndarray
+
+
+def synthetic_data(seed: int, n_train: int, n_test: int) -> Data:
     """Random images in [0, 1) and random labels, shaped like Fashion-MNIST.
 
-    ``random(dtype=float32)`` writes float32 directly: no float64 temporary that
-    would inflate the peak-memory reading.
+    A worker generates only the images it uses, which takes milliseconds. Same
+    seed and same sizes give the same arrays, so every framework's worker at a
+    given batch size trains on identical batches. ``random(dtype=float32)`` writes
+    float32 directly: no float64 temporary that would inflate the peak memory.
     """
     rng = np.random.default_rng(seed)
-    x_train = rng.random((EPOCH_IMAGES, 28, 28, 1), dtype=np.float32)
-    y_train = rng.integers(0, 10, EPOCH_IMAGES, dtype=np.int64)
-    x_test = rng.random((PREDICT_IMAGES, 28, 28, 1), dtype=np.float32)
-    y_test = rng.integers(0, 10, PREDICT_IMAGES, dtype=np.int64)
-    return x_train, y_train, x_test, y_test
+    return Data(
+        x=rng.random((n_train, 28, 28, 1), dtype=np.float32),
+        y=rng.integers(0, 10, n_train, dtype=np.int64),
+        x_test=rng.random((n_test, 28, 28, 1), dtype=np.float32),
+    )
 
 
 def prepare_in_chunks(images, chunk: int = 5000):
@@ -231,25 +275,24 @@ def prepare_in_chunks(images, chunk: int = 5000):
     return out
 
 
-def real_data():
-    """Fashion-MNIST, scaled to [0, 1] float32 with a channel axis."""
+def real_data(n_train: int, n_test: int) -> Data:
+    """The first images of Fashion-MNIST, scaled to [0, 1] float32 with a channel axis."""
     from tinycnn.datasets import fashion_mnist
 
-    (x_train, y_train), (x_test, y_test) = fashion_mnist.load_data(verbose=False)
-    return (
-        prepare_in_chunks(x_train),
-        y_train.astype(np.int64),
-        prepare_in_chunks(x_test),
-        y_test.astype(np.int64),
+    (x_train, y_train), (x_test, _) = fashion_mnist.load_data(verbose=False)
+    return Data(
+        x=prepare_in_chunks(x_train[:n_train]),
+        y=y_train[:n_train].astype(np.int64),
+        x_test=prepare_in_chunks(x_test[:n_test]),
     )
 
 
-def load_data(args):
-    """(x_train, y_train, x_test, y_test) as NumPy arrays, real or synthetic."""
+def load_data(args, n_train: int, n_test: int) -> Data:
+    """``n_train`` training and ``n_test`` test images, real or synthetic."""
     if not args.real:
-        return synthetic_data(args.seed)
+        return synthetic_data(args.seed, n_train, n_test)
     try:
-        return real_data()
+        return real_data(n_train, n_test)
     except FileNotFoundError as err:
         sys.exit(f"--real: Fashion-MNIST is not available here.\n{err}")
 
@@ -260,7 +303,7 @@ def load_data(args):
 # offers the same four methods:
 #   step(j)      one training step on batch j (batch j = images j*B ... (j+1)*B - 1)
 #   sync()       wait until queued work has finished (a GPU runs asynchronously)
-#   predict(bs)  logits of the 10,000 test images, bs images at a time
+#   predict(bs)  logits of the test images, bs images at a time
 #   info         a dict saying how the framework was set up
 
 
@@ -269,7 +312,7 @@ class TinycnnRunner:
 
     name = "tinycnn"
 
-    def __init__(self, batch_size: int, data, args):
+    def __init__(self, batch_size: int, data: Data, args):
         self.batch_size = batch_size
         self.model = tinycnn.models.fashion_mnist_cnn(seed=args.seed)
         self.model.compile(
@@ -277,9 +320,8 @@ class TinycnnRunner:
             loss="sparse_categorical_crossentropy",
         )
         self.model.build((28, 28, 1))
-        x_train, y_train, x_test, _ = data
         to = tinycnn.to_backend  # a no-op on NumPy; one copy to the GPU on CuPy
-        self.x, self.y, self.x_test = to(x_train), to(y_train), to(x_test)
+        self.x, self.y, self.x_test = to(data.x), to(data.y), to(data.x_test)
         self.info = {"backend": tinycnn.get_backend(), "step": "tinycnn.training.train_step"}
 
     def step(self, j: int) -> None:
@@ -323,21 +365,22 @@ class TorchRunner:
 
     name = "torch"
 
-    def __init__(self, batch_size: int, data, args):
+    def __init__(self, batch_size: int, data: Data, args):
         import torch
 
         self.torch = torch
         self.batch_size = batch_size
         self.device = "cuda" if args.backend == "cupy" else "cpu"
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError("this torch build sees no CUDA device")
         torch.manual_seed(args.seed)
         fmt = torch.channels_last
         self.model = torch_model(torch).to(self.device, memory_format=fmt).train()
         self.optimizer, adam_kind = torch_adam(torch, self.model.parameters())
-        x_train, y_train, x_test, _ = data
         # NHWC arrays seen as NCHW tensors: exactly the channels_last layout, no copy on CPU.
-        self.x = torch.from_numpy(x_train).to(self.device).permute(0, 3, 1, 2)
-        self.y = torch.from_numpy(y_train).to(self.device)
-        self.x_test = torch.from_numpy(x_test).to(self.device).permute(0, 3, 1, 2)
+        self.x = torch.from_numpy(data.x).to(self.device).permute(0, 3, 1, 2)
+        self.y = torch.from_numpy(data.y).to(self.device)
+        self.x_test = torch.from_numpy(data.x_test).to(self.device).permute(0, 3, 1, 2)
         self.info = {"device": self.device, "memory_format": "channels_last", "adam": adam_kind}
 
     def step(self, j: int) -> None:
@@ -398,7 +441,7 @@ class KerasRunner:
 
     name = "keras"
 
-    def __init__(self, batch_size: int, data, args):
+    def __init__(self, batch_size: int, data: Data, args):
         import keras
         import tensorflow as tf
 
@@ -416,7 +459,7 @@ class KerasRunner:
             self.optimizer.build(self.model.trainable_variables)
             self._step = tf.function(self._train_step, jit_compile=self.method == "xla")
         self._forward = tf.function(lambda x: self.model(x, training=False))
-        self.x, self.y, self.x_test, _ = data  # NumPy; each batch becomes a tensor per call
+        self.x, self.y, self.x_test = data  # NumPy; each batch becomes a tensor per call
         self.info = {"method": self.method, "backend": keras.backend.backend()}
 
     def _train_step(self, x, y):
@@ -472,7 +515,7 @@ class MatmulFloor:
 
     name = FLOOR
 
-    def __init__(self, batch_size: int, data, args):
+    def __init__(self, batch_size: int, data: Data | None, args):
         xp = tinycnn.backend.xp()
         rng = np.random.default_rng(args.seed)
         self.products = []
@@ -493,22 +536,31 @@ class MatmulFloor:
         tinycnn.backend.synchronize()
 
 
-RUNNERS = {"tinycnn": TinycnnRunner, "torch": TorchRunner, "keras": KerasRunner}
+RUNNERS = {
+    "tinycnn": TinycnnRunner,
+    "torch": TorchRunner,
+    "keras": KerasRunner,
+    "floor": MatmulFloor,
+}
+
+
+def label(name: str) -> str:
+    """A worker's name as the tables and the JSON show it ("floor" -> "matmul floor")."""
+    return FLOOR if name == "floor" else name
 
 
 def skip_reason(name: str, backend: str) -> str | None:
-    """Why framework ``name`` cannot be timed in this run, or None when it can."""
+    """Why framework ``name`` cannot be timed in this run, or None when it can.
+
+    Only cheap checks (no framework is imported here); a worker that fails anyway,
+    say torch without a CUDA device, is skipped from then on with its error.
+    """
     need = {"tinycnn": [], "torch": ["torch"], "keras": ["keras", "tensorflow"]}[name]
     missing = [package for package in need if not installed(package)]
     if missing:
         return f"{', '.join(missing)} not installed (pip install -e '.[bench]')"
     if name == "keras" and backend == "cupy":
         return "Keras is timed on the CPU only (tensorflow-cpu)"
-    if name == "torch" and backend == "cupy":
-        import torch
-
-        if not torch.cuda.is_available():
-            return "this torch build sees no CUDA device"
     return None
 
 
@@ -527,23 +579,31 @@ def available_frameworks(args) -> tuple[list[str], dict]:
 # ---------------------------------------------------------------------------- timing
 
 
-def time_steps(runner, steps: int, first: int, n_batches: int) -> float:
-    """Seconds per step over ``steps`` steps, starting at batch ``first``."""
-    for k in range(REWARM_STEPS):
-        runner.step((first + k) % n_batches)
-    runner.sync()
-    start = time.perf_counter()
-    for k in range(steps):
-        runner.step((first + k) % n_batches)
-    runner.sync()
-    return (time.perf_counter() - start) / steps
-
-
 def warm_up(runner, steps: int, n_batches: int) -> None:
     """Untimed steps: buffers are allocated, kernels compiled, graphs traced."""
     for k in range(steps):
         runner.step(k % n_batches)
     runner.sync()
+
+
+def time_steps(runner, steps: int, first: int, n_batches: int, rewarm: int = 0) -> float:
+    """Seconds per step over ``steps`` steps from batch ``first``, after ``rewarm`` untimed."""
+    for k in range(rewarm):
+        runner.step((first + k) % n_batches)
+    runner.sync()
+    start = time.perf_counter()
+    for k in range(rewarm, rewarm + steps):
+        runner.step((first + k) % n_batches)
+    runner.sync()
+    return (time.perf_counter() - start) / steps
+
+
+def time_predict(runner) -> float:
+    """Seconds for one ``predict`` of the test images at batch 1000."""
+    runner.sync()
+    start = time.perf_counter()
+    runner.predict(PREDICT_BATCH)  # returns host (NumPy) logits: finished work
+    return time.perf_counter() - start
 
 
 def train_stats(seconds: list[float], batch_size: int) -> dict:
@@ -555,6 +615,11 @@ def train_stats(seconds: list[float], batch_size: int) -> dict:
         "epoch_s": math.ceil(EPOCH_IMAGES / batch_size) * per_step,
         "ms_per_step_reps": [round(1e3 * s, 3) for s in seconds],
     }
+
+
+def predict_stats(seconds: list[float]) -> dict:
+    """Images per second of the median ``predict`` time."""
+    return {"images_per_s": PREDICT_IMAGES / statistics.median(seconds)}
 
 
 def ratios(rows: dict) -> dict:
@@ -573,65 +638,58 @@ def ratios(rows: dict) -> dict:
     return out
 
 
-def benchmark_batch_size(names: list[str], batch_size: int, data, args):
-    """Build, warm up and time every framework at one batch size (interleaved reps).
-
-    Returns the per-framework results and the runners (kept for the predict test).
-    """
-    n_batches = len(data[0]) // batch_size
-    runners = {name: RUNNERS[name](batch_size, data, args) for name in names}
-    runners[FLOOR] = MatmulFloor(batch_size, data, args)
-    for runner in runners.values():
-        warm_up(runner, args.warmup, n_batches)
-    seconds = {name: [] for name in runners}
-    for rep in range(args.reps):
-        first = (args.warmup + rep * (args.steps + REWARM_STEPS)) % n_batches
-        for name, runner in runners.items():
-            seconds[name].append(time_steps(runner, args.steps, first, n_batches))
-    rows = {name: train_stats(s, batch_size) for name, s in seconds.items()}
-    rows["ratios"] = ratios(rows)
-    return rows, runners
+# ---------------------------------------------------------------------------- worker
+#
+# A worker is this script run as ``--worker NAME --task TASK``: it measures one
+# thing and prints one JSON line. It is also handy on its own, for example
+#   python benchmarks/epoch_time.py --worker torch --batch-size 64 --steps 20
 
 
-def benchmark_predict(runners: dict, reps: int) -> dict:
-    """Images per second of ``predict`` on the 10,000 test images, batch 1000 (interleaved)."""
-    runners = {n: r for n, r in runners.items() if hasattr(r, "predict")}
-    for runner in runners.values():
-        runner.predict(PREDICT_BATCH)  # warm-up (graph tracing, buffers)
-    seconds = {name: [] for name in runners}
-    for _ in range(reps):
-        for name, runner in runners.items():
-            runner.sync()
-            start = time.perf_counter()
-            runner.predict(PREDICT_BATCH)  # returns host (NumPy) logits: finished work
-            seconds[name].append(time.perf_counter() - start)
-    return {
-        name: {"images_per_s": PREDICT_IMAGES / statistics.median(s)} for name, s in seconds.items()
-    }
+def train_batches(args) -> int:
+    """How many different batches a training worker needs: warm-up plus timed steps."""
+    return min(args.warmup + args.steps, EPOCH_IMAGES // args.batch_size)
 
 
-# ---------------------------------------------------------------------------- memory
+def worker_train(args) -> dict:
+    """Build one model, warm it up, time ``--steps`` steps at ``--batch-size``."""
+    n_batches = train_batches(args)
+    if args.worker == "floor":
+        data = None  # the floor multiplies random matrices of its own
+    else:
+        data = load_data(args, n_train=n_batches * args.batch_size, n_test=0)
+    runner = RUNNERS[args.worker](args.batch_size, data, args)
+    warm_up(runner, args.warmup, n_batches)
+    seconds = time_steps(runner, args.steps, args.warmup, n_batches)
+    return {"s_per_step": seconds, "peak_rss_mb": own_peak_rss_mb(), "info": runner.info}
 
 
-def memory_probe(args) -> dict:
-    """Run in a fresh process: tinycnn's training memory at batch 128, beyond the data.
+def worker_predict(args) -> dict:
+    """Time one ``predict`` of 10,000 test images, after one untimed (warm-up) predict."""
+    data = load_data(args, n_train=0, n_test=PREDICT_IMAGES)
+    runner = RUNNERS[args.worker](PREDICT_BATCH, data, args)
+    runner.predict(PREDICT_BATCH)  # warm-up: graph tracing, buffers
+    return {"s_per_predict": time_predict(runner)}
+
+
+def worker_memory(args) -> dict:
+    """tinycnn's training memory at batch 128, beyond the libraries and the data.
 
     The baseline is the memory once the libraries are imported, the data loaded
     and the kernels compiled (a throw-away model trains on batches of 2); the
     peak counter is then reset. The result is how far training at batch 128
     (weights, Adam state, activations, buffers) pushes the peak above it.
     """
-    data = load_data(args)
+    data = load_data(args, n_train=MEMORY_STEPS * MEMORY_BATCH, n_test=0)
     warm = TinycnnRunner(2, data, args)
-    warm_up(warm, 2, len(data[0]) // 2)
+    warm_up(warm, 2, len(data.x) // 2)
     del warm
     if reset_peak_rss():
         baseline = proc_status_mb("VmRSS")
     else:
-        baseline = proc_status_mb("VmHWM") or peak_rss_mb()
+        baseline = own_peak_rss_mb()
     runner = TinycnnRunner(MEMORY_BATCH, data, args)
-    warm_up(runner, MEMORY_STEPS, len(data[0]) // MEMORY_BATCH)
-    peak = proc_status_mb("VmHWM") or peak_rss_mb()
+    warm_up(runner, MEMORY_STEPS, MEMORY_STEPS)
+    peak = own_peak_rss_mb()
     result = {
         "batch_size": MEMORY_BATCH,
         "baseline_rss_mb": baseline,
@@ -645,23 +703,218 @@ def memory_probe(args) -> dict:
     return result
 
 
-def run_memory_probe(args) -> dict:
-    """Start this script again with ``--memory-probe``, running only tinycnn."""
-    command = [sys.executable, os.path.abspath(__file__), "--memory-probe"]
-    command += ["--backend", args.backend, "--threads", str(args.threads)]
-    command += ["--seed", str(args.seed)] + (["--real"] if args.real else [])
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        return {"error": done.stderr.strip().splitlines()[-1:] or ["failed"]}
-    return json.loads(done.stdout.strip().splitlines()[-1])
+def worker_main(args) -> None:
+    """Run one measurement in this (fresh) process and print its result as JSON."""
+    if args.worker == "floor" and args.task != "train":
+        sys.exit("--worker floor: the matmul floor only has a training step")
+    if args.task == "memory" and args.worker != "tinycnn":
+        sys.exit("--task memory measures tinycnn only")
+    if args.backend == "cupy":
+        tinycnn.set_backend("cupy")  # fails with a one-line reason where CuPy cannot run
+    names = ["tinycnn"] if args.worker == "floor" else [args.worker]
+    threads_set = configure_threads(args.threads, names)
+    tasks = {"train": worker_train, "predict": worker_predict, "memory": worker_memory}
+    result = tasks[args.task](args)
+    result["environment"] = {
+        "versions": versions(names),
+        "threadpools": blas_info(),  # after the work: the pools the framework really loaded
+        "threads_set": threads_set,
+    }
+    print(json.dumps(result))
 
 
-# ---------------------------------------------------------------------------- report
+# ---------------------------------------------------------------------------- parent
 
 
 def log(message: str) -> None:
     """Progress on stderr, so that stdout holds only the results."""
     print(message, file=sys.stderr, flush=True)
+
+
+def worker_command(args, name: str, task: str, batch_size: int) -> list[str]:
+    """The command line that runs one worker with this run's settings."""
+    command = [sys.executable, os.path.abspath(__file__), "--worker", name, "--task", task]
+    command += ["--batch-size", str(batch_size), "--steps", str(args.steps)]
+    command += ["--warmup", str(args.warmup), "--threads", str(args.threads)]
+    command += ["--seed", str(args.seed), "--backend", args.backend]
+    command += ["--keras-method", args.keras_method] + (["--real"] if args.real else [])
+    return command
+
+
+def run_worker(args, name: str, task: str, batch_size: int = PREDICT_BATCH) -> dict:
+    """Run one worker in a fresh process; its JSON result, or ``{"error": ...}``.
+
+    The worker's stderr (TensorFlow's log lines, for one) is kept out of the
+    progress output; on failure its last line becomes the error.
+    """
+    done = subprocess.run(
+        worker_command(args, name, task, batch_size), capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        last = done.stderr.strip().splitlines()[-1:] or [f"exit status {done.returncode}"]
+        return {"error": last[0]}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+class Isolated:
+    """Runs the workers for one benchmark run, interleaved, and collects their results.
+
+    A worker that fails (say torch with no CUDA device) is reported once and not
+    started again: ``failed`` maps its name to the error.
+    """
+
+    def __init__(self, args, names: list[str]):
+        self.args = args
+        self.names = names
+        self.failed: dict[str, str] = {}
+        self.results: list[tuple[str, dict]] = []  # (worker name, result), for the environment
+
+    def run(self, name: str, task: str, batch_size: int, what: str):
+        """One worker; logs ``what: outcome`` and returns its result, or None if it failed."""
+        if name in self.failed:
+            return None
+        result = run_worker(self.args, name, task, batch_size)
+        if "error" in result:
+            self.failed[name] = f"worker failed: {result['error']}"
+            log(f"{what}: failed ({result['error']}); not run again")
+            return None
+        self.results.append((name, result))
+        return result
+
+    def train(self) -> dict:
+        """Every (rep, batch size, worker), interleaved; the table rows per batch size."""
+        args, workers = self.args, [*self.names, "floor"]
+        runs = {b: {name: [] for name in workers} for b in args.batch_sizes}
+        for rep in range(args.reps):
+            for b in args.batch_sizes:
+                for name in workers:
+                    what = f"rep {rep + 1}/{args.reps} B={b} {label(name)}"
+                    result = self.run(name, "train", b, what)
+                    if result:
+                        log(f"{what}: {1e3 * result['s_per_step']:.1f} ms/step")
+                        runs[b][name].append(result)
+        return {b: train_rows(by_name, b) for b, by_name in runs.items()}
+
+    def predict(self) -> dict:
+        """Predict throughput of each framework, interleaved over the reps."""
+        seconds = {name: [] for name in self.names}
+        for rep in range(self.args.reps):
+            for name in self.names:
+                what = f"predict rep {rep + 1}/{self.args.reps} {name}"
+                result = self.run(name, "predict", PREDICT_BATCH, what)
+                if result:
+                    s = result["s_per_predict"]
+                    log(f"{what}: {PREDICT_IMAGES / s:.0f} images/s")
+                    seconds[name].append(s)
+        return {name: predict_stats(s) for name, s in seconds.items() if s}
+
+    def setup(self) -> dict:
+        """How each framework was set up (from its last training worker)."""
+        return {label(n): r["info"] for n, r in self.results if "info" in r}
+
+    def environment(self) -> dict:
+        """Versions, thread settings and thread pools, merged over all workers."""
+        found = {"versions": {}, "threads_set": {}, "threadpools": {}}
+        for name, result in self.results:
+            env = result["environment"]
+            found["versions"].update(env["versions"])
+            found["threads_set"].update(env["threads_set"])
+            for pool in env["threadpools"]:
+                key = json.dumps(pool, sort_keys=True)
+                seen = found["threadpools"].setdefault(key, {**pool, "seen_in": []})["seen_in"]
+                if label(name) not in seen:
+                    seen.append(label(name))
+        found["threadpools"] = list(found["threadpools"].values())
+        return found
+
+
+def train_rows(by_name: dict, batch_size: int) -> dict:
+    """The training table's rows at one batch size, from each worker's results."""
+    rows = {}
+    for name, results in by_name.items():
+        if results:
+            rows[label(name)] = train_stats([r["s_per_step"] for r in results], batch_size)
+            rows[label(name)]["peak_rss_mb"] = max(r["peak_rss_mb"] for r in results)
+    rows["ratios"] = ratios(rows)
+    return rows
+
+
+def run_isolated(args, names: list[str]) -> dict:
+    """Training and predict, each measurement in its own worker process."""
+    isolated = Isolated(args, names)
+    train = isolated.train()
+    predict = isolated.predict()
+    return {
+        "skipped": isolated.failed,
+        "setup": isolated.setup(),
+        "train": train,
+        "predict": predict,
+        "environment": isolated.environment(),
+    }
+
+
+# ---------------------------------------------------------------------------- --in-process
+
+
+def in_process_batch_size(names: list[str], batch_size: int, data: Data, args):
+    """Build, warm up and time every framework at one batch size, all in this process.
+
+    Returns the rows and the runners (kept for the predict test).
+    """
+    n_batches = len(data.x) // batch_size
+    runners = {label(name): RUNNERS[name](batch_size, data, args) for name in [*names, "floor"]}
+    for runner in runners.values():
+        warm_up(runner, args.warmup, n_batches)
+    seconds = {name: [] for name in runners}
+    for rep in range(args.reps):
+        first = (args.warmup + rep * (args.steps + REWARM_STEPS)) % n_batches
+        for name, runner in runners.items():
+            # REWARM_STEPS wake this framework's thread pool after the others ran.
+            s = time_steps(runner, args.steps, first, n_batches, rewarm=REWARM_STEPS)
+            log(f"rep {rep + 1}/{args.reps} B={batch_size} {name}: {1e3 * s:.1f} ms/step")
+            seconds[name].append(s)
+    rows = {name: train_stats(s, batch_size) for name, s in seconds.items()}
+    rows["ratios"] = ratios(rows)
+    return rows, runners
+
+
+def in_process_predict(runners: dict, reps: int) -> dict:
+    """Predict throughput of every framework runner, interleaved, in this process."""
+    runners = {n: r for n, r in runners.items() if hasattr(r, "predict")}
+    for runner in runners.values():
+        runner.predict(PREDICT_BATCH)  # warm-up (graph tracing, buffers)
+    seconds = {name: [] for name in runners}
+    for _ in range(reps):
+        for name, runner in runners.items():
+            seconds[name].append(time_predict(runner))
+    return {name: predict_stats(s) for name, s in seconds.items()}
+
+
+def run_in_process(args, names: list[str]) -> dict:
+    """The old way: every framework in this one process (their thread pools interfere)."""
+    if args.backend == "cupy":
+        tinycnn.set_backend("cupy")
+    threads_set = configure_threads(args.threads, names)
+    data = load_data(args, n_train=EPOCH_IMAGES, n_test=PREDICT_IMAGES)
+    train, runners = {}, {}
+    for batch_size in args.batch_sizes:
+        train[batch_size], runners = in_process_batch_size(names, batch_size, data, args)
+    log("predict")
+    return {
+        "skipped": {},
+        "setup": {name: runner.info for name, runner in runners.items()},
+        "train": train,
+        "predict": in_process_predict(runners, args.reps),
+        "environment": {
+            "versions": versions(names),
+            "threadpools": blas_info(),
+            "threads_set": threads_set,
+        },
+        "memory": {"peak_rss_mb": peak_rss_mb()},
+    }
+
+
+# ---------------------------------------------------------------------------- report
 
 
 def print_header(report: dict) -> None:
@@ -670,13 +923,16 @@ def print_header(report: dict) -> None:
     libs = ", ".join(f"{k} {v}" for k, v in env["versions"].items())
     print(f"{libs}; {env['cpu_count']} CPUs, {report['threads']} threads per framework")
     for pool in env["threadpools"]:
-        print("  threadpool: " + ", ".join(f"{k}={v}" for k, v in pool.items()))
+        where = f" ({', '.join(pool['seen_in'])})" if "seen_in" in pool else ""
+        fields = ", ".join(f"{k}={v}" for k, v in pool.items() if k != "seen_in")
+        print(f"  threadpool{where}: {fields}")
     print(f"  OPENBLAS_CORETYPE={env['OPENBLAS_CORETYPE']}")
     for name, why in report["skipped"].items():
         print(f"  skipped {name}: {why}")
+    where = "each run in a fresh process" if report["isolation"] == "process" else "one process"
     print(
         f"\nTraining on {report['data']} data, backend {report['backend']}: "
-        f"{report['steps']} steps x {report['reps']} interleaved reps (median), "
+        f"{report['steps']} steps x {report['reps']} interleaved reps (median), {where}, "
         f"after {report['warmup']} warm-up steps; Keras step: {report['keras_method']}"
     )
 
@@ -685,7 +941,7 @@ def print_training(train: dict) -> None:
     """The training table: one row per batch size and framework."""
     print(
         f"{'batch':>5}  {'framework':<13}{'ms/step':>9}{'steps/s':>9}{'epoch s':>9}"
-        f"{'tinycnn time / this':>21}"
+        f"{'peak MB':>9}{'tinycnn time / this':>21}"
     )
     for batch_size, rows in train.items():
         mine = rows.get("tinycnn", {}).get("epoch_s")
@@ -693,20 +949,25 @@ def print_training(train: dict) -> None:
             if name == "ratios":
                 continue
             ratio = f"{mine / row['epoch_s']:.2f}" if mine else "-"
+            peak = f"{row['peak_rss_mb']:.0f}" if "peak_rss_mb" in row else "-"
             print(
                 f"{batch_size:>5}  {name:<13}{row['ms_per_step']:>9.2f}"
-                f"{row['steps_per_s']:>9.1f}{row['epoch_s']:>9.1f}{ratio:>21}"
+                f"{row['steps_per_s']:>9.1f}{row['epoch_s']:>9.1f}{peak:>9}{ratio:>21}"
             )
 
 
 def print_footer(report: dict) -> None:
     """Predict throughput and memory."""
-    predict = report["predict"]
     print(f"\nPredict, {PREDICT_IMAGES} images at batch {PREDICT_BATCH}:")
-    for name, row in predict.items():
+    for name, row in report["predict"].items():
         print(f"  {name:<9}{row['images_per_s']:>10.0f} images/s")
     memory = report["memory"]
-    print(f"\nPeak RSS of this process (all frameworks and data): {memory['peak_rss_mb']:.0f} MB")
+    if "peak_rss_mb" in memory:
+        print(
+            f"\nPeak RSS of this process (all frameworks and data): {memory['peak_rss_mb']:.0f} MB"
+        )
+    else:
+        print("\npeak MB: the peak RSS of the training worker (its libraries, model and data)")
     probe = memory.get("tinycnn_train")
     if probe and "error" not in probe:
         print(
@@ -736,15 +997,10 @@ def run_benchmarks(args) -> dict:
     names, skipped = available_frameworks(args)
     for name, why in skipped.items():
         log(f"skipping {name}: {why}")
-    thread_notes = configure_threads(args.threads, names)
-    data = load_data(args)
-    train, runners = {}, {}
-    for batch_size in args.batch_sizes:
-        log(f"batch {batch_size}: building and timing {', '.join(names + [FLOOR])}")
-        train[batch_size], runners = benchmark_batch_size(names, batch_size, data, args)
-    log("predict")
+    measured = run_in_process(args, names) if args.in_process else run_isolated(args, names)
     return {
         "benchmark": "epoch_time",
+        "isolation": "none" if args.in_process else "process",
         "backend": args.backend,
         "data": "fashion_mnist" if args.real else "synthetic",
         "threads": args.threads,
@@ -752,37 +1008,33 @@ def run_benchmarks(args) -> dict:
         "reps": args.reps,
         "warmup": args.warmup,
         "keras_method": args.keras_method if "keras" in names else None,
-        "skipped": skipped,
-        "setup": {name: runner.info for name, runner in runners.items()},
-        "train": train,
-        "predict": benchmark_predict(runners, args.reps),
+        "skipped": {**skipped, **measured["skipped"]},
+        "setup": measured["setup"],
+        "train": measured["train"],
+        "predict": measured["predict"],
         "environment": {
             "cpu_count": os.cpu_count(),
-            "versions": versions(names),
-            "threadpools": blas_info(),
-            "threads_set": thread_notes,
+            **measured["environment"],
             "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
             "platform": platform.platform(),
         },
+        "memory": measured.get("memory", {}),
     }
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    if args.backend == "cupy":
-        try:
-            tinycnn.set_backend("cupy")
-        except RuntimeError as err:  # no CuPy or no GPU: say so in one line
-            sys.exit(f"--backend cupy: {err}")
-    if args.memory_probe:
-        configure_threads(args.threads, ["tinycnn"])
-        print(json.dumps(memory_probe(args)))
+    if args.worker:
+        worker_main(args)
         return
+    if args.backend == "cupy" and not installed("cupy"):
+        sys.exit("--backend cupy: CuPy is not installed")
     report = run_benchmarks(args)
-    report["memory"] = {"peak_rss_mb": peak_rss_mb()}
     if not args.no_memory and "tinycnn" in report["setup"]:
-        log("memory: tinycnn alone in a subprocess")
-        report["memory"]["tinycnn_train"] = run_memory_probe(args)
+        log("memory: tinycnn alone in a worker")
+        probe = run_worker(args, "tinycnn", "memory", MEMORY_BATCH)
+        probe.pop("environment", None)  # the same as the training workers'
+        report["memory"]["tinycnn_train"] = probe
     print_header(report)
     print_training(report["train"])
     print_footer(report)
