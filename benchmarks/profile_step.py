@@ -31,6 +31,7 @@ import time
 import numpy as np
 
 import tinycnn
+from tinycnn.models.fusion import ConvReluPool, plan
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -85,19 +86,26 @@ class Stopwatch:
         return result
 
 
+def step_name(step) -> str:
+    """A layer's name, or "conv2d+max_pooling2d" for a fused pair (models/fusion.py)."""
+    return f"{step.conv.name}+{step.pool.name}" if isinstance(step, ConvReluPool) else step.name
+
+
 def profiled_step(model, x, y, watch: Stopwatch) -> None:
-    """One training step, exactly as ``train_step`` does it, every piece timed."""
+    """One training step, exactly as ``train_step`` does it (with the same fused
+    layer pairs as ``Sequential.forward``), every piece timed."""
+    steps = plan(model.layers, x)
     out = x
-    for layer in model.layers:
+    for step in steps:
         out = watch.run(
-            ("forward", layer.name), layer.forward, out, training=True, check_finite=False
+            ("forward", step_name(step)), step.forward, out, training=True, check_finite=False
         )
     logits = out
     watch.run(("forward", "loss"), model.loss.forward, logits, y, check=False)
     grad = watch.run(("backward", "loss"), model.loss.backward)
-    for k in range(len(model.layers) - 1, -1, -1):
-        layer = model.layers[k]
-        grad = watch.run(("backward", layer.name), layer.backward, grad, input_grad=k > 0)
+    for k in range(len(steps) - 1, -1, -1):
+        step = steps[k]
+        grad = watch.run(("backward", step_name(step)), step.backward, grad, input_grad=k > 0)
     watch.run(("update", "adam"), model.optimizer.step, model.layers)
     watch.run(("forward", "accuracy"), lambda: (logits.argmax(axis=1) == y).sum())
 
@@ -114,11 +122,17 @@ def time_train_step(model, x, y, repeats: int) -> float:
     return statistics.median(times)
 
 
-def table_rows(model, medians: dict) -> list[dict]:
-    """One row per layer, then loss, accuracy and the optimizer: times in ms, share in %."""
+def table_rows(model, x, medians: dict) -> list[dict]:
+    """One row per step (layer or fused pair), then loss, accuracy and the optimizer:
+    times in ms, share in %."""
     shapes = dict(zip([layer.name for layer in model.layers], model.output_shapes(), strict=True))
     kinds = {layer.name: type(layer).__name__ for layer in model.layers}
-    names = [layer.name for layer in model.layers] + ["loss", "accuracy", "adam"]
+    steps = plan(model.layers, x)
+    for step in steps:
+        if isinstance(step, ConvReluPool):
+            shapes[step_name(step)] = shapes[step.pool.name]
+            kinds[step_name(step)] = "Conv+ReLU+Pool fused"
+    names = [step_name(step) for step in steps] + ["loss", "accuracy", "adam"]
     kinds.update(loss="SoftmaxCrossEntropy", accuracy="argmax == y", adam="Adam update")
     rows = []
     for name in names:
@@ -163,18 +177,18 @@ def print_table(rows: list[dict], step_ms: float, args) -> None:
         "(the Adam update is in the backward column)"
     )
     print(
-        f"{'piece':<16}{'kind':<20}{'output':>14}{'forward ms':>12}{'backward ms':>13}"
+        f"{'piece':<28}{'kind':<22}{'output':>14}{'forward ms':>12}{'backward ms':>13}"
         f"{'total ms':>10}{'% of step':>11}"
     )
     for row in rows:
         shape = "x".join(str(d) for d in row["output_shape"]) or "-"
         print(
-            f"{row['piece']:<16}{row['kind']:<20}{shape:>14}{ms(row['forward_ms']):>12}"
+            f"{row['piece']:<28}{row['kind']:<22}{shape:>14}{ms(row['forward_ms']):>12}"
             f"{ms(row['backward_ms']):>13}{row['total_ms']:>10.3f}{row['percent']:>10.1f}%"
         )
     parts = sum(row["total_ms"] for row in rows)
-    print(f"{'sum of the pieces':<62}{parts:>10.3f}")
-    print(f"{'train_step, not instrumented':<62}{step_ms:>10.3f}")
+    print(f"{'sum of the pieces':<76}{parts:>10.3f}")
+    print(f"{'train_step, not instrumented':<76}{step_ms:>10.3f}")
 
 
 def main(argv=None) -> None:
@@ -192,7 +206,7 @@ def main(argv=None) -> None:
     for _ in range(args.repeats):
         profiled_step(model, x, y, watch)
     medians = {key: statistics.median(s) for key, s in watch.seconds.items()}
-    rows = table_rows(model, medians)
+    rows = table_rows(model, x, medians)
     step_ms = 1e3 * time_train_step(model, x, y, args.repeats)
     print_table(rows, step_ms, args)
     if args.json:
