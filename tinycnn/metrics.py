@@ -8,6 +8,12 @@ import numpy
 def confusion_matrix(y_true, y_pred, num_classes: int) -> numpy.ndarray:
     """``cm[i, j]`` = number of samples of true class i predicted as class j; ``(C, C)``."""
     y_true, y_pred = numpy.asarray(y_true), numpy.asarray(y_pred)
+    for name, labels in (("y_true", y_true), ("y_pred", y_pred)):
+        if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+            raise ValueError(
+                f"confusion_matrix: {name} must lie in [0, {num_classes - 1}], got values "
+                f"from {labels.min()} to {labels.max()}."
+            )
     cm = numpy.zeros((num_classes, num_classes), dtype=numpy.int64)
     # each (true, predicted) pair is a flat index true * C + predicted; count them all at once
     flat = numpy.bincount(y_true * num_classes + y_pred, minlength=num_classes * num_classes)
@@ -24,7 +30,7 @@ def per_class_accuracy(cm: numpy.ndarray) -> numpy.ndarray:
 def format_per_class(cm: numpy.ndarray, class_names) -> str:
     """A text table: class, correct / total, accuracy."""
     acc = per_class_accuracy(cm)
-    width = max(len(n) for n in class_names)
+    width = max(len("class"), *(len(n) for n in class_names))
     lines = [f"{'class':<{width}}  correct / total  accuracy"]
     for k, name in enumerate(class_names):
         lines.append(f"{name:<{width}}  {cm[k, k]:>7} / {cm[k].sum():<5}  {acc[k]:8.2%}")

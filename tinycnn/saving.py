@@ -89,6 +89,13 @@ def read_arrays(path) -> dict[str, numpy.ndarray]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No model file at {str(path)!r}.")
+    with open(path, "rb") as f:
+        is_zip = f.read(4) == b"PK\x03\x04"  # an .npz file is a zip archive
+    if not is_zip:
+        raise ModelFileError(
+            f"{str(path)!r} is not a tinycnn model file: expected an .npz archive written "
+            "by model.save()."
+        )
     try:
         with numpy.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
@@ -114,7 +121,9 @@ def _json(arrays, key, path):
 
 
 def set_weights_from(model: Sequential, arrays, path) -> None:
-    """Copy ``weights/<layer>/<name>`` arrays into ``model``, checking every shape."""
+    """Copy ``weights/<layer>/<name>`` arrays into ``model``, checking every shape first,
+    so that a file that does not fit leaves the model untouched."""
+    updates = []
     for layer in model.layers:
         for key, current in layer.params.items():
             name = f"weights/{layer.name}/{key}"
@@ -128,8 +137,11 @@ def set_weights_from(model: Sequential, arrays, path) -> None:
                     f"Cannot load {str(path)!r} into layer {layer.name!r}: its {key} has shape "
                     f"{tuple(current.shape)} in the model but {value.shape} in the file."
                 )
-            where = backend.backend_of(current)
-            layer.params[key] = backend.to_backend(value.astype(current.dtype), where)
+            updates.append((layer, key, value))
+    for layer, key, value in updates:
+        current = layer.params[key]
+        where = backend.backend_of(current)
+        layer.params[key] = backend.to_backend(value.astype(current.dtype), where)
 
 
 def load_weights(model: Sequential, path) -> None:

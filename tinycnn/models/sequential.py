@@ -140,7 +140,9 @@ class Sequential:
     def get_weights(self) -> list:
         """All parameters as NumPy arrays, in Keras order (per layer: kernel, bias)."""
         self._require_built("get_weights")
-        return [backend.to_numpy(p) for layer in self.layers for p in layer.params.values()]
+        # copies: the optimizer updates the weights in place, and a snapshot (for
+        # EarlyStopping's restore_best_weights, say) must not change with them
+        return [backend.to_numpy(p).copy() for layer in self.layers for p in layer.params.values()]
 
     def set_weights(self, weights) -> None:
         """Inverse of :meth:`get_weights`; shapes must match exactly."""
@@ -150,15 +152,17 @@ class Sequential:
             raise ValueError(
                 f"set_weights: the model has {len(slots)} weight arrays, got {len(weights)}."
             )
-        for (layer, key), value in zip(slots, weights, strict=True):
+        for (layer, key), value in zip(slots, weights, strict=True):  # check all first
             current = layer.params[key]
             if tuple(value.shape) != tuple(current.shape):
                 raise ValueError(
                     f"set_weights: layer {layer.name!r} {key} has shape {tuple(current.shape)}, "
                     f"got {tuple(value.shape)}."
                 )
-            where = backend.backend_of(current)
-            layer.params[key] = backend.to_backend(value, where).astype(current.dtype, copy=False)
+        for (layer, key), value in zip(slots, weights, strict=True):
+            current = layer.params[key]
+            # copy into the existing array: the model never shares memory with the caller
+            current[...] = backend.to_backend(value, backend.backend_of(current))
 
     def clear_caches(self) -> None:
         """Drop what the layers kept for a backward pass (frees memory after training)."""

@@ -98,7 +98,7 @@ class EarlyStopping(_Monitor):
                 self.best_weights = self.model.get_weights()
             return
         self.wait += 1
-        if self.wait > self.patience:
+        if self.wait >= self.patience:  # as Keras: stop after `patience` epochs without progress
             self.stopped_epoch = epoch
             self.model.stop_training = True
 
@@ -173,11 +173,12 @@ class LearningRateScheduler(Callback):
 
 
 def cosine_decay(initial_lr: float, epochs: int, final_fraction: float = 0.0):
-    """A schedule for LearningRateScheduler: cosine from ``initial_lr`` down to
-    ``final_fraction * initial_lr`` over ``epochs`` epochs."""
+    """A schedule for LearningRateScheduler: a cosine from ``initial_lr`` at epoch 0
+    towards ``final_fraction * initial_lr``, reached after the last of ``epochs``."""
 
     def schedule(epoch, lr):
-        progress = min(epoch / max(epochs - 1, 1), 1.0)
+        # epoch / epochs, not / (epochs - 1): the last epoch still learns a little
+        progress = min(epoch / max(epochs, 1), 1.0)
         cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
         return initial_lr * (final_fraction + (1.0 - final_fraction) * cosine)
 

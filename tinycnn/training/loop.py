@@ -109,6 +109,13 @@ def _check_data(model, x, y, what: str):
     return x, y
 
 
+def _check_batch_size(batch_size, what: str) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, numpy.integer)):
+        raise TypeError(f"{what}: batch_size must be an int, got {batch_size!r}.")
+    if batch_size < 1:
+        raise ValueError(f"{what}: batch_size must be at least 1, got {batch_size}.")
+
+
 def _model_backend(model) -> str:
     for layer in model.layers:
         for p in layer.params.values():
@@ -204,12 +211,17 @@ def fit(
         A :class:`History`; ``history.history["loss"]`` etc. have one value per epoch.
     """
     _require_compiled(model, "fit")
-    if int(batch_size) < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
+    _check_batch_size(batch_size, "fit")
     x, y = _check_data(model, x, y, "fit")
     if validation_data is None:
         (x, y), validation_data = split_validation(x, y, validation_split)
+        if len(x) == 0:
+            raise ValueError(
+                f"fit: validation_split={validation_split} leaves no sample to train on."
+            )
     else:
+        if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
+            raise ValueError("fit: validation_data must be a pair (x_val, y_val).")
         validation_data = _check_data(model, *validation_data, "fit (validation_data)")
     if seed is None:
         seed = int(numpy.random.SeedSequence().entropy % 2**32)
@@ -296,6 +308,7 @@ def _batches(n: int, batch_size: int):
 def evaluate(model, x, y, batch_size: int = 32, verbose: int = 0, return_dict: bool = False):
     """Mean loss and accuracy over ``(x, y)``, batch by batch: ``[loss, accuracy]``."""
     _require_compiled(model, "evaluate")
+    _check_batch_size(batch_size, "evaluate")
     x, y = _check_data(model, x, y, "evaluate")
     x, y = _to_model_backend(model, x, y)
     xp = backend.get_array_module(x)
@@ -315,6 +328,7 @@ def evaluate(model, x, y, batch_size: int = 32, verbose: int = 0, return_dict: b
 def predict(model, x, batch_size: int = 32, verbose: int = 0):
     """Logits ``(N, classes)`` as a NumPy array, computed ``batch_size`` images at a time
     (only one batch's intermediate arrays exist at any moment)."""
+    _check_batch_size(batch_size, "predict")
     x, _ = _check_data(model, x, None, "predict")
     (x,) = _to_model_backend(model, x)
     xp = backend.get_array_module(x)
@@ -325,4 +339,6 @@ def predict(model, x, batch_size: int = 32, verbose: int = 0):
     model.clear_caches()
     if verbose:
         print(f"predicted {len(x)} samples")
-    return backend.to_numpy(xp.concatenate(outputs)) if outputs else numpy.zeros((0,))
+    if not outputs:  # no samples: still the right number of columns
+        return numpy.zeros((0, *model.output_shapes()[-1]), dtype=model.layers[-1].dtype)
+    return backend.to_numpy(xp.concatenate(outputs))

@@ -1,0 +1,563 @@
+"""Tests for tinycnn.training.loop: compile, fit, evaluate, predict, Ctrl-C.
+
+Everything runs on a tiny network (Conv2D(4, 3x3) -> Flatten -> Dense) and a few
+dozen synthetic 8x8 images whose class is where a bright square sits, so the
+whole file takes a few seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import numpy as np
+import pytest
+
+import tinycnn
+from tinycnn import backend
+from tinycnn.losses import SoftmaxCrossEntropy
+from tinycnn.optimizers import SGD, Adam
+from tinycnn.training import Callback, History
+from tinycnn.training import loop as loop_module
+
+L = tinycnn.layers
+SQUARES = [(0, 0), (0, 4), (4, 2)]  # top-left corner of the bright 4x4 square of each class
+
+
+def tiny_model(seed=0, classes=3):
+    return tinycnn.Sequential(
+        [
+            L.Conv2D(4, 3, activation="relu", input_shape=(8, 8, 1)),
+            L.Flatten(),
+            L.Dense(classes),
+        ],
+        seed=seed,
+    )
+
+
+def compiled(seed=0, optimizer=None, classes=3):
+    model = tiny_model(seed, classes)
+    model.compile(optimizer=optimizer or Adam(0.01), loss="sparse_categorical_crossentropy")
+    return model
+
+
+def make_data(n=48, seed=0):
+    """Noise in [0, 0.3) plus a bright square whose position gives the class (0, 1, 2)."""
+    rng = np.random.default_rng(seed)
+    y = rng.permutation(np.arange(n) % 3)
+    x = rng.random((n, 8, 8, 1), dtype=np.float32) * np.float32(0.3)
+    for k, (r, c) in enumerate(SQUARES):
+        x[y == k, r : r + 4, c : c + 4, 0] += np.float32(0.7)
+    return x, y.astype(np.int64)
+
+
+def weights_equal(a, b) -> bool:
+    return len(a) == len(b) and all(np.array_equal(u, v) for u, v in zip(a, b, strict=True))
+
+
+def without_timing(history: dict) -> dict:
+    return {k: v for k, v in history.items() if k != "epoch_seconds"}
+
+
+@pytest.fixture
+def batch_spy(monkeypatch):
+    """Records the labels of every training batch, in order (wraps loop.train_step)."""
+    batches = []
+    original = loop_module.train_step
+
+    def spy(model, x, y):
+        batches.append(backend.to_numpy(y).copy())
+        return original(model, x, y)
+
+    monkeypatch.setattr(loop_module, "train_step", spy)
+    return batches
+
+
+# ---- compile ------------------------------------------------------------------------------
+@pytest.mark.parametrize(("name", "cls"), [("adam", Adam), ("sgd", SGD), ("Adam", Adam)])
+def test_compile_with_names(name, cls):
+    model = tiny_model()
+    model.compile(optimizer=name, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    assert type(model.optimizer) is cls
+    assert isinstance(model.loss, SoftmaxCrossEntropy)
+
+
+def test_compile_with_objects_keeps_them():
+    model = tiny_model()
+    opt, loss = SGD(0.1, momentum=0.9), SoftmaxCrossEntropy()
+    model.compile(optimizer=opt, loss=loss)
+    assert model.optimizer is opt and model.loss is loss
+    x, y = make_data(12)
+    model.fit(x, y, batch_size=4, verbose=0, seed=0)
+    assert opt.iterations == 3
+
+
+def test_compile_defaults_are_adam_and_crossentropy():
+    model = tiny_model()
+    model.compile()
+    assert type(model.optimizer) is Adam and model.optimizer.learning_rate == 1e-3
+    assert isinstance(model.loss, SoftmaxCrossEntropy)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"optimizer": "rmsprop"}, ValueError, "Unknown optimizer"),
+        ({"loss": "mse"}, ValueError, "Unknown loss"),
+        ({"metrics": ["mae"]}, ValueError, "accuracy"),
+        ({"optimizer": 3}, TypeError, "optimizer"),
+    ],
+)
+def test_compile_rejects_unknown_things(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        tiny_model().compile(**kwargs)
+
+
+# ---- fit: history, validation, batches ---------------------------------------------------------
+def test_fit_returns_history_with_one_value_per_epoch():
+    x, y = make_data(30)
+    xv, yv = make_data(9, seed=1)
+    history = compiled().fit(x, y, epochs=3, batch_size=8, validation_data=(xv, yv), verbose=0)
+    assert isinstance(history, History)
+    assert history.epoch == [0, 1, 2]
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_seconds"):
+        assert len(history.history[key]) == 3, key
+        assert all(isinstance(v, float) and np.isfinite(v) for v in history.history[key])
+    for key in ("accuracy", "val_accuracy"):
+        assert all(0.0 <= v <= 1.0 for v in history.history[key])
+    assert history.params == {"epochs": 3, "steps": 4, "batch_size": 8, "samples": 30}
+    assert history.interrupted is False
+
+
+def test_fit_without_validation_logs_no_val_keys():
+    x, y = make_data(12)
+    history = compiled().fit(x, y, epochs=2, batch_size=4, verbose=0)
+    assert set(history.history) == {"loss", "accuracy", "epoch_seconds"}
+
+
+def test_validation_data_metrics_equal_evaluate_after_the_last_epoch():
+    x, y = make_data(24)
+    xv, yv = make_data(10, seed=3)
+    model = compiled()
+    history = model.fit(x, y, epochs=2, batch_size=8, validation_data=(xv, yv), verbose=0)
+    loss, acc = model.evaluate(xv, yv)
+    assert history.history["val_loss"][-1] == pytest.approx(loss, rel=1e-5)
+    assert history.history["val_accuracy"][-1] == acc
+
+
+def test_validation_split_holds_out_the_last_fraction(batch_spy):
+    x, y = make_data(50)
+    model = compiled()
+    history = model.fit(
+        x, y, epochs=1, batch_size=8, validation_split=0.2, shuffle=False, verbose=0
+    )
+    # trained on exactly the first 40 samples, in order ...
+    np.testing.assert_array_equal(np.concatenate(batch_spy), y[:40])
+    assert history.params["samples"] == 40
+    # ... and validated on the last 10
+    loss_last, acc_last = model.evaluate(x[-10:], y[-10:])
+    loss_first, _ = model.evaluate(x[:10], y[:10])
+    assert history.history["val_loss"][0] == pytest.approx(loss_last, rel=1e-5)
+    assert history.history["val_accuracy"][0] == acc_last
+    assert history.history["val_loss"][0] != pytest.approx(loss_first, rel=1e-5)
+
+
+def test_validation_split_is_taken_before_shuffling(batch_spy):
+    x, y = make_data(50)
+    compiled().fit(x, y, epochs=2, batch_size=8, validation_split=0.2, seed=3, verbose=0)
+    seen = np.concatenate(batch_spy)
+    assert len(seen) == 80  # 40 training samples per epoch
+    np.testing.assert_array_equal(np.sort(seen[:40]), np.sort(y[:40]))
+    np.testing.assert_array_equal(np.sort(seen[40:]), np.sort(y[:40]))
+
+
+def test_validation_data_takes_precedence_over_validation_split(batch_spy):
+    x, y = make_data(20)
+    xv, yv = make_data(6, seed=1)
+    history = compiled().fit(
+        x, y, batch_size=10, validation_data=(xv, yv), validation_split=0.5, verbose=0
+    )
+    assert history.params["samples"] == 20
+    assert sum(len(b) for b in batch_spy) == 20
+
+
+def test_batches_include_a_last_partial_batch(batch_spy):
+    x, y = make_data(50)
+    model = compiled()
+    history = model.fit(x, y, epochs=2, batch_size=16, verbose=0, seed=0)
+    assert [len(b) for b in batch_spy] == [16, 16, 16, 2] * 2
+    assert history.params["steps"] == 4
+    assert model.optimizer.iterations == 8
+
+
+def test_batch_size_larger_than_the_data_is_one_step(batch_spy):
+    x, y = make_data(10)
+    model = compiled()
+    model.fit(x, y, epochs=1, batch_size=1000, verbose=0)
+    assert [len(b) for b in batch_spy] == [10]
+    assert model.optimizer.iterations == 1
+
+
+def test_the_loss_of_an_epoch_weights_each_batch_by_its_size(monkeypatch):
+    x, y = make_data(10)
+    model = compiled()
+    losses = []
+    original = loop_module.train_step
+
+    def spy(model, xb, yb):
+        loss, correct = original(model, xb, yb)
+        losses.append((float(loss), len(yb)))
+        return loss, correct
+
+    monkeypatch.setattr(loop_module, "train_step", spy)
+    history = model.fit(x, y, epochs=1, batch_size=4, shuffle=False, verbose=0)
+    expected = sum(loss * n for loss, n in losses) / 10
+    assert [n for _, n in losses] == [4, 4, 2]
+    assert history.history["loss"][0] == pytest.approx(expected, rel=1e-6)
+
+
+def test_shuffle_false_keeps_the_order(batch_spy):
+    x, y = make_data(20)
+    compiled().fit(x, y, epochs=2, batch_size=6, shuffle=False, verbose=0)
+    np.testing.assert_array_equal(np.concatenate(batch_spy), np.concatenate([y, y]))
+
+
+def test_shuffle_gives_a_new_permutation_each_epoch(batch_spy):
+    x, y = make_data(30)
+    compiled().fit(x, y, epochs=2, batch_size=30, shuffle=True, seed=0, verbose=0)
+    first, second = batch_spy
+    np.testing.assert_array_equal(np.sort(first), np.sort(y))  # each sample once
+    np.testing.assert_array_equal(np.sort(second), np.sort(y))
+    assert not np.array_equal(first, y)
+    assert not np.array_equal(first, second)
+
+
+def test_shuffle_order_is_fixed_by_the_seed():
+    a = loop_module.epoch_order(100, 7, 3, True)
+    np.testing.assert_array_equal(a, loop_module.epoch_order(100, 7, 3, True))
+    assert not np.array_equal(a, loop_module.epoch_order(100, 8, 3, True))
+    assert not np.array_equal(a, loop_module.epoch_order(100, 7, 4, True))
+    np.testing.assert_array_equal(np.sort(a), np.arange(100))
+
+
+def test_initial_epoch_numbers_the_epochs():
+    x, y = make_data(12)
+    history = compiled().fit(x, y, epochs=3, initial_epoch=1, batch_size=6, verbose=0)
+    assert history.epoch == [1, 2]
+
+
+# ---- verbose ----------------------------------------------------------------------------------
+def test_verbose_0_prints_nothing(capsys):
+    x, y = make_data(12)
+    model = compiled()
+    model.fit(x, y, epochs=2, batch_size=4, validation_split=0.25, verbose=0)
+    model.evaluate(x, y)
+    model.predict(x)
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
+
+
+def test_verbose_2_prints_one_line_per_epoch(capsys):
+    x, y = make_data(12)
+    compiled().fit(x, y, epochs=2, batch_size=4, validation_split=0.25, verbose=2)
+    out = capsys.readouterr().out
+    lines = out.strip().splitlines()
+    assert len(lines) == 2
+    for k, line in enumerate(lines, start=1):
+        assert line.startswith(f"Epoch {k}/2 - ")
+        for key in ("loss: ", "accuracy: ", "val_loss: ", "val_accuracy: "):
+            assert key in line
+        assert "epoch_seconds" not in line
+
+
+def test_verbose_1_draws_a_progress_bar_per_epoch(capsys):
+    x, y = make_data(12)
+    compiled().fit(x, y, epochs=2, batch_size=4, verbose=1)
+    captured = capsys.readouterr()
+    text = captured.out + captured.err
+    assert "Epoch 1/2" in text and "Epoch 2/2" in text
+    assert "3/3" in text  # steps done / steps
+    assert "loss: " in text and "accuracy: " in text
+
+
+def test_evaluate_verbose_prints_the_result(capsys):
+    x, y = make_data(12)
+    loss, acc = compiled().evaluate(x, y, verbose=1)
+    assert capsys.readouterr().out.strip() == f"loss: {loss:.4f} - accuracy: {acc:.4f}"
+
+
+# ---- evaluate and predict ---------------------------------------------------------------------------
+def reference_loss_accuracy(logits, y):
+    logits = logits.astype(np.float64)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    return -log_probs[np.arange(len(y)), y].mean(), (logits.argmax(axis=1) == y).mean()
+
+
+def test_evaluate_returns_mean_loss_and_accuracy():
+    x, y = make_data(23)
+    model = compiled()
+    result = model.evaluate(x, y, batch_size=5)
+    assert isinstance(result, list) and len(result) == 2
+    loss, acc = reference_loss_accuracy(model.predict(x, batch_size=23), y)
+    assert result[0] == pytest.approx(loss, rel=1e-5)
+    assert result[1] == pytest.approx(acc, abs=1e-12)
+
+
+def test_evaluate_return_dict():
+    x, y = make_data(12)
+    model = compiled()
+    as_list = model.evaluate(x, y)
+    as_dict = model.evaluate(x, y, return_dict=True)
+    assert as_dict == {"loss": as_list[0], "accuracy": as_list[1]}
+
+
+def test_evaluate_accepts_uint8_labels():
+    x, y = make_data(12)
+    model = compiled()
+    assert model.evaluate(x, y.astype(np.uint8)) == model.evaluate(x, y)
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, 20, 64])
+def test_predict_batched_equals_one_full_batch(batch_size):
+    x, _ = make_data(20)
+    model = tiny_model(classes=10)  # predict needs no compile
+    out = model.predict(x, batch_size=batch_size)
+    assert isinstance(out, np.ndarray) and out.shape == (20, 10) and out.dtype == np.float32
+    full = backend.to_numpy(model.forward(x, training=False))
+    np.testing.assert_allclose(out, full, rtol=1e-5, atol=1e-6)
+
+
+def test_predict_on_no_samples_keeps_the_class_axis():
+    x, _ = make_data(3)
+    assert tiny_model(classes=10).predict(x[:0]).shape == (0, 10)
+
+
+def _fill_caches(model, x):
+    model.forward(x, training=True)
+    assert any(layer.cache is not None for layer in model.layers)
+
+
+@pytest.mark.parametrize("method", ["predict", "evaluate", "fit"])
+def test_predict_evaluate_and_fit_clear_the_caches(method):
+    x, y = make_data(12)
+    model = compiled()
+    _fill_caches(model, x)
+    if method == "predict":
+        model.predict(x, batch_size=5)
+    elif method == "evaluate":
+        model.evaluate(x, y, batch_size=5)
+    else:
+        model.fit(x, y, batch_size=5, validation_split=0.25, verbose=0)
+    assert all(layer.cache is None for layer in model.layers)
+
+
+def test_train_on_batch_returns_floats_and_takes_one_step():
+    x, y = make_data(8)
+    model = compiled()
+    loss, acc = model.train_on_batch(x, y)
+    assert isinstance(loss, float) and isinstance(acc, float)
+    assert 0.0 <= acc <= 1.0 and acc * 8 == round(acc * 8)
+    assert model.optimizer.iterations == 1
+
+
+# ---- learning and determinism --------------------------------------------------------------------------
+def test_fit_learns_a_learnable_problem():
+    x, y = make_data(60)
+    model = compiled(optimizer=Adam(0.01))
+    initial_loss, _ = model.evaluate(x, y)
+    history = model.fit(x, y, epochs=12, batch_size=10, seed=0, verbose=0)
+    final_loss, final_acc = model.evaluate(x, y)
+    losses = history.history["loss"]
+    assert losses[-1] < 0.5 * losses[0], losses
+    assert final_loss < 0.5 * initial_loss, (initial_loss, final_loss)
+    assert final_acc >= 0.9, final_acc
+    xt, yt = make_data(30, seed=9)  # fresh samples of the same problem
+    assert model.evaluate(xt, yt)[1] >= 0.9
+
+
+def _train(model_seed, fit_seed, x, y):
+    model = compiled(seed=model_seed)
+    history = model.fit(
+        x, y, epochs=3, batch_size=8, validation_split=0.25, seed=fit_seed, verbose=0
+    )
+    return model.get_weights(), without_timing(history.history)
+
+
+def test_same_seed_gives_bitwise_identical_runs():
+    x, y = make_data(40)
+    w1, h1 = _train(0, 5, x, y)
+    w2, h2 = _train(0, 5, x, y)
+    for a, b in zip(w1, w2, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert h1 == h2
+
+
+def test_different_seeds_give_different_runs():
+    x, y = make_data(40)
+    w1, h1 = _train(0, 5, x, y)
+    w2, h2 = _train(0, 6, x, y)  # same initial weights, other batch order
+    w3, _ = _train(1, 5, x, y)  # other initial weights
+    assert not weights_equal(w1, w2)
+    assert h1["loss"] != h2["loss"]
+    assert not weights_equal(w1, w3)
+
+
+# ---- errors -----------------------------------------------------------------------------------------
+def test_fit_and_evaluate_before_compile_raise():
+    x, y = make_data(6)
+    model = tiny_model()
+    with pytest.raises(RuntimeError, match="compile"):
+        model.fit(x, y, verbose=0)
+    with pytest.raises(RuntimeError, match="compile"):
+        model.evaluate(x, y)
+    with pytest.raises(RuntimeError, match="compile"):
+        model.train_on_batch(x, y)
+
+
+def _bad_inputs():
+    x, y = make_data(12)
+    nan_x = x.copy()
+    nan_x[3, 2, 2, 0] = np.nan
+    inf_x = x.copy()
+    inf_x[0, 0, 0, 0] = np.inf
+    return {
+        "uint8 images": ((x * 255).astype(np.uint8), y, {}, TypeError, "prepare_images"),
+        "int images": (x.astype(np.int64), y, {}, TypeError, "floats"),
+        "list images": (list(x), y, {}, TypeError, r"array of images"),
+        "float labels": (x, y.astype(np.float32), {}, TypeError, "integer class labels"),
+        "one-hot labels": (x, np.eye(3, dtype=np.int64)[y], {}, ValueError, "samples"),
+        "label too large": (x, np.where(y == 0, 3, y), {}, ValueError, r"\[0, 2\]"),
+        "negative label": (x, np.where(y == 0, -1, y), {}, ValueError, r"\[0, 2\]"),
+        "too few labels": (x, y[:-1], {}, ValueError, "12 samples"),
+        "NaN image": (nan_x, y, {}, ValueError, "NaN"),
+        "inf image": (inf_x, y, {}, ValueError, "infinite"),
+        "wrong sample shape": (
+            np.zeros((12, 9, 9, 1), np.float32),
+            y,
+            {},
+            ValueError,
+            r"expects samples of shape \(8, 8, 1\), got \(9, 9, 1\)",
+        ),
+        "no channel axis": (x[..., 0], y, {}, ValueError, r"\(8, 8, 1\)"),
+        "batch_size 0": (x, y, {"batch_size": 0}, ValueError, "batch_size"),
+        "batch_size -4": (x, y, {"batch_size": -4}, ValueError, "batch_size"),
+        "validation_split 1": (x, y, {"validation_split": 1.0}, ValueError, "validation_split"),
+        "validation_split -0.1": (
+            x,
+            y,
+            {"validation_split": -0.1},
+            ValueError,
+            "validation_split",
+        ),
+        "bad validation labels": (
+            x,
+            y,
+            {"validation_data": (x[:3], np.array([0, 1, 7]))},
+            ValueError,
+            "validation_data",
+        ),
+    }
+
+
+@pytest.mark.parametrize("case", list(_bad_inputs()))
+def test_fit_rejects_bad_input_before_any_step(case):
+    x, y, kwargs, error, match = _bad_inputs()[case]
+    model = compiled()
+    before = model.get_weights()
+    with pytest.raises(error, match=match):
+        model.fit(x, y, verbose=0, **kwargs)
+    assert model.optimizer.iterations == 0
+    assert weights_equal(model.get_weights(), before)
+
+
+@pytest.mark.parametrize("method", ["evaluate", "predict"])
+def test_evaluate_and_predict_reject_uint8_and_nan(method):
+    x, y = make_data(6)
+    model = compiled()
+    args = (lambda xs: (xs, y)) if method == "evaluate" else (lambda xs: (xs,))
+    with pytest.raises(TypeError, match="prepare_images"):
+        getattr(model, method)(*args((x * 255).astype(np.uint8)))
+    x[0, 0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        getattr(model, method)(*args(x))
+
+
+@pytest.mark.parametrize("batch_size", [2.5, "4", None])
+def test_fit_rejects_non_integer_batch_size_clearly(batch_size):
+    x, y = make_data(12)
+    with pytest.raises((TypeError, ValueError), match="batch_size"):
+        compiled().fit(x, y, batch_size=batch_size, verbose=0)
+
+
+def test_validation_split_that_leaves_no_training_data_raises():
+    x, y = make_data(10)
+    with pytest.raises(ValueError, match="validation_split"):
+        compiled().fit(x, y, validation_split=0.95, verbose=0)
+
+
+def test_malformed_validation_data_raises_clearly():
+    x, y = make_data(10)
+    with pytest.raises((TypeError, ValueError), match="validation_data"):
+        compiled().fit(x, y, validation_data=(x[:2],), verbose=0)
+
+
+# ---- Ctrl-C -----------------------------------------------------------------------------------------
+class InterruptAt(Callback):
+    """Sends this process SIGINT (as Ctrl-C does) ``times`` times when ``epoch`` begins."""
+
+    def __init__(self, epoch: int, times: int = 1):
+        self.epoch, self.times = epoch, times
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            for _ in range(self.times):
+                os.kill(os.getpid(), signal.SIGINT)
+                signal.getsignal(signal.SIGINT)  # a call: lets Python run the handler now
+
+
+def test_ctrl_c_finishes_the_step_and_returns():
+    x, y = make_data(24)
+    model = compiled()
+    before = signal.getsignal(signal.SIGINT)
+    history = model.fit(
+        x,
+        y,
+        epochs=4,
+        batch_size=8,
+        validation_split=0.25,
+        callbacks=[InterruptAt(1)],
+        verbose=0,
+        seed=0,
+    )
+    assert history.interrupted is True
+    assert history.epoch == [0]  # epoch 1 was cut short: it is not logged
+    assert len(history.history["loss"]) == 1
+    assert history.params["steps"] == 3  # 18 training samples, batches of 8
+    assert model.optimizer.iterations == 3 + 1  # all of epoch 0, then one whole step
+    assert signal.getsignal(signal.SIGINT) is before
+    out = model.predict(x)
+    assert out.shape == (24, 3) and np.isfinite(out).all()
+    assert all(np.isfinite(w).all() for w in model.get_weights())
+    assert all(layer.cache is None for layer in model.layers)
+
+
+def test_second_ctrl_c_interrupts_at_once_and_restores_the_handler():
+    x, y = make_data(24)
+    model = compiled()
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(x, y, epochs=3, batch_size=8, callbacks=[InterruptAt(1, times=2)], verbose=0)
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_the_sigint_handler_is_restored_after_an_error():
+    class Boom(Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            raise ArithmeticError("boom")
+
+    x, y = make_data(12)
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(ArithmeticError):
+        compiled().fit(x, y, callbacks=[Boom()], verbose=0)
+    assert signal.getsignal(signal.SIGINT) is before
