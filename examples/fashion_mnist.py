@@ -67,19 +67,28 @@ def main(argv=None) -> dict:
 
     model = tinycnn.models.fashion_mnist_cnn(seed=args.seed)
     model.summary()
-    model.compile(optimizer=tinycnn.optimizers.Adam(args.lr),
-                  loss="sparse_categorical_crossentropy")
+    model.compile(
+        optimizer=tinycnn.optimizers.Adam(args.lr), loss="sparse_categorical_crossentropy"
+    )
 
     callbacks = []
     if args.schedule == "cosine":
         callbacks.append(LearningRateScheduler(cosine_decay(args.lr, args.epochs)))
     if args.val_split > 0:
-        callbacks.append(EarlyStopping(monitor="val_accuracy", patience=args.epochs,
-                                       restore_best_weights=True))
+        callbacks.append(
+            EarlyStopping(monitor="val_accuracy", patience=args.epochs, restore_best_weights=True)
+        )
     start = time.perf_counter()
-    history = model.fit(x_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
-                        validation_split=args.val_split, callbacks=callbacks,
-                        verbose=args.verbose, seed=args.seed)
+    history = model.fit(
+        x_train,
+        y_train,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        validation_split=args.val_split,
+        callbacks=callbacks,
+        verbose=args.verbose,
+        seed=args.seed,
+    )
     train_seconds = time.perf_counter() - start
     if history.interrupted:
         print("\nTraining interrupted (Ctrl-C): the model keeps the weights it had reached.")
@@ -87,8 +96,10 @@ def main(argv=None) -> dict:
     test_loss, test_accuracy = model.evaluate(x_test, y_test, batch_size=1000)
     predicted = model.predict(x_test, batch_size=1000).argmax(axis=1)
     cm = confusion_matrix(y_test, predicted, len(fashion_mnist.CLASS_NAMES))
-    print(f"\nTest accuracy: {test_accuracy:.2%}   test loss: {test_loss:.4f}   "
-          f"(training took {train_seconds:.1f} s)")
+    print(
+        f"\nTest accuracy: {test_accuracy:.2%}   test loss: {test_loss:.4f}   "
+        f"(training took {train_seconds:.1f} s)"
+    )
     print("\nPer-class accuracy on the test set:")
     print(format_per_class(cm, fashion_mnist.CLASS_NAMES))
     print("\nConfusion matrix (rows: true class, columns: predicted class):")
