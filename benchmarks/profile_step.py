@@ -33,6 +33,9 @@ import numpy as np
 import tinycnn
 from tinycnn.models.fusion import ConvReluPool, plan
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from epoch_time import rounded  # noqa: E402  (the same JSON rounding as the epoch benchmark)
+
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -152,17 +155,6 @@ def table_rows(model, x, medians: dict) -> list[dict]:
     for row in rows:
         row["percent"] = 100.0 * row["total_ms"] / step_ms
     return rows
-
-
-def rounded(value):
-    """Floats rounded to 4 decimals (microseconds in ms), for a readable JSON line."""
-    if isinstance(value, float):
-        return round(value, 4)
-    if isinstance(value, dict):
-        return {k: rounded(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [rounded(v) for v in value]
-    return value
 
 
 def ms(value) -> str:

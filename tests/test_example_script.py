@@ -12,33 +12,20 @@ import contextlib
 import importlib.util
 import io
 import json
-import os
 import re
-from pathlib import Path
 
 import pytest
+from real_data import DATA, REPO_ROOT, requires_real_data
 
 import tinycnn
 from tinycnn.datasets import fashion_mnist as fm
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = REPO_ROOT / "examples" / "fashion_mnist.py"
-DATA = Path(
-    os.environ.get("TINYCNN_DATA") or REPO_ROOT.parent / "shared" / "data" / "fashion-mnist"
-)
-
-
-def data_present(folder: Path) -> bool:
-    return all((folder / f"{name}.gz").is_file() or (folder / name).is_file() for name in fm.FILES)
 
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(
-        not data_present(DATA),
-        reason=f"Fashion-MNIST data not found in {DATA} (set TINYCNN_DATA to the folder "
-        "holding the four IDX files)",
-    ),
+    requires_real_data,
 ]
 
 ARGS = ["--limit", "600", "--epochs", "1", "--json", "--verbose", "0", "--data-dir", str(DATA)]

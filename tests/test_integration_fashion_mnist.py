@@ -14,33 +14,17 @@ four IDX files, or put them in ``../shared/data/fashion-mnist`` next to the repo
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
+from real_data import DATA, requires_real_data
 
 import tinycnn
 from tinycnn.datasets import fashion_mnist as fm
 from tinycnn.preprocessing import prepare_images
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(
-    os.environ.get("TINYCNN_DATA") or REPO_ROOT.parent / "shared" / "data" / "fashion-mnist"
-)
-
-
-def data_present(folder: Path) -> bool:
-    return all((folder / f"{name}.gz").is_file() or (folder / name).is_file() for name in fm.FILES)
-
-
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(
-        not data_present(DATA),
-        reason=f"Fashion-MNIST data not found in {DATA} (set TINYCNN_DATA to the folder "
-        "holding the four IDX files)",
-    ),
+    requires_real_data,
 ]
 
 ISSUE_TARGET = 0.80

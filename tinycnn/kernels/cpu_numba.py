@@ -294,48 +294,48 @@ def adam_update(param, grad, m, v, lr_t, beta_1, beta_2, epsilon):
 def _conv_relu_pool_forward(x, w2, bias, kh, kw, ph, pw, out, argmax):
     """Direct convolution (stride 1, valid) + bias + ReLU + max-pool (stride = pool).
 
-    x (N, H, W, C); w2 (kh*kw*C, F); out/argmax (N, Hp, Wp, F). For each pooled pixel
-    the P = ph*pw convolution outputs of its window are accumulated side by side in
-    ``acc`` (P, F) and only their maximum is written: the (N, Ho, Wo, F) convolution
-    output never exists. ReLU commutes with max, so relu(max(z)) = max(relu(z)).
+    x (N, H, W, C); w2 (kh*kw*C, F); out/argmax (N, Hp, Wp, F). For each row of
+    pooled pixels, the ph rows of convolution output under it are computed into a
+    small strip ``z`` (ph, Wo, F) that stays in the CPU cache, then pooled: the full
+    (N, Ho, Wo, F) convolution output never exists in memory. ReLU commutes with
+    max (both are monotone), so relu(max(z)) = max(relu(z)).
 
-    Loop order matters: for each kernel tap r we update all P rows of ``acc`` before
-    the next tap, so consecutive updates of one accumulator are P*F operations apart
-    and the CPU can overlap them (tap-by-tap on one row would wait on each result).
+    The strip is built tap by tap: for kernel tap (u, v, ch), every output pixel of
+    the row adds x[h + u, ow + v, ch] * w2[tap, :], a multiply-add over the F filters
+    (the innermost loop, which the compiler turns into vector instructions).
     """
     n, c = x.shape[0], x.shape[3]
     hp_n, wp_n, f_n = out.shape[1], out.shape[2], out.shape[3]
-    taps, positions = kh * kw * c, ph * pw
+    wo = wp_n * pw
     for b in prange(n):
-        acc = np.empty((positions, f_n), dtype=out.dtype)
-        xs = np.empty(positions, dtype=out.dtype)
+        z = np.empty((ph, wo, f_n), dtype=out.dtype)
         for hp in range(hp_n):
+            for i in range(ph):
+                zi = z[i]
+                for ow in range(wo):
+                    zi[ow, :] = bias
+                for u in range(kh):
+                    xr = x[b, hp * ph + i + u]
+                    for v in range(kw):
+                        for ch in range(c):
+                            row = w2[(u * kw + v) * c + ch]
+                            for ow in range(wo):
+                                xv = xr[ow + v, ch]
+                                zo = zi[ow]
+                                for f in range(f_n):
+                                    zo[f] += xv * row[f]
             for wp in range(wp_n):
-                for k in range(positions):
-                    acc[k] = bias
-                for r in range(taps):
-                    u, v, ch = r // (kw * c), (r // c) % kw, r % c
-                    for k in range(positions):
-                        xs[k] = x[b, hp * ph + k // pw + u, wp * pw + k % pw + v, ch]
-                    row = w2[r]
-                    for k in range(positions):
-                        xk = xs[k]
-                        a = acc[k]
-                        for f in range(f_n):
-                            a[f] += xk * row[f]
-                best = out[b, hp, wp]
-                arg = argmax[b, hp, wp]
-                for f in range(f_n):
-                    best[f] = acc[0, f]
-                    arg[f] = 0
-                for k in range(1, positions):
-                    a = acc[k]
+                best, arg = out[b, hp, wp], argmax[b, hp, wp]
+                best[:] = z[0, wp * pw]
+                arg[:] = 0
+                for k in range(1, ph * pw):
+                    zk = z[k // pw, wp * pw + k % pw]
                     for f in range(f_n):
-                        if a[f] > best[f]:  # strictly greater: the first maximum wins ties
-                            best[f] = a[f]
+                        if zk[f] > best[f]:  # strictly greater: the first maximum wins ties
+                            best[f] = zk[f]
                             arg[f] = k
                 for f in range(f_n):
-                    if best[f] < 0.0:
+                    if best[f] < 0.0:  # ReLU
                         best[f] = 0.0
 
 
@@ -356,50 +356,59 @@ def conv_relu_pool_forward(x, kernel, bias, ph, pw):
 def _conv_relu_pool_backward(x, w2, dy, out, argmax, kh, kw, ph, pw, dw_part, db_part, dx):
     """Gradients of the fused forward from the pooled gradient dy (N, Hp, Wp, F).
 
-    Only the winner of each window had a gradient, and only if it was positive (ReLU):
-    g = dy * (out > 0), sent to window position argmax. For each position k the
-    gradient masked to the channels that k won, g_k (F,), times the input patch at k
-    is added to dW: that is cols.T @ dz without building cols or dz. Tasks own batch
-    chunks and their own partial sums, so no two threads write the same memory.
+    Only the winner of each window had a gradient, and only if it was positive
+    (ReLU): per row of pooled pixels, the strip ``dz`` (ph, Wo, F) of convolution-
+    output gradients is dy at the winners, 0 elsewhere. Then, as in the forward
+    pass, tap by tap: dW[tap] += x[h + u, ow + v, ch] * dz[ow] (that is cols.T @ dz
+    without building either). Tasks own batch chunks and their own partial sums,
+    so no two threads write the same memory.
     """
     n, c = x.shape[0], x.shape[3]
     hp_n, wp_n, f_n = dy.shape[1], dy.shape[2], dy.shape[3]
-    taps, positions = kh * kw * c, ph * pw
+    wo = wp_n * pw
     tasks = dw_part.shape[0]
     chunk = (n + tasks - 1) // tasks
     want_dx = dx.shape[0] == n
     for t in prange(tasks):
-        dw = dw_part[t]
-        db = db_part[t]
+        dw, db = dw_part[t], db_part[t]
         dw[:] = 0.0
         db[:] = 0.0
-        g = np.zeros((positions, f_n), dtype=dy.dtype)
+        dz = np.empty((ph, wo, f_n), dtype=dy.dtype)
         for b in range(t * chunk, min(n, (t + 1) * chunk)):
             if want_dx:
                 dx[b] = 0.0
             for hp in range(hp_n):
                 for wp in range(wp_n):
-                    grad, arg, best = dy[b, hp, wp], argmax[b, hp, wp], out[b, hp, wp]
-                    for k in range(positions):
-                        gk = g[k]
+                    g, arg, best = dy[b, hp, wp], argmax[b, hp, wp], out[b, hp, wp]
+                    for k in range(ph * pw):
+                        dzo = dz[k // pw, wp * pw + k % pw]
                         for f in range(f_n):
-                            gk[f] = grad[f] if (arg[f] == k and best[f] > 0.0) else 0.0
-                    for f in range(f_n):
-                        db[f] += grad[f] if best[f] > 0.0 else 0.0
-                    for k in range(positions):
-                        h, w = hp * ph + k // pw, wp * pw + k % pw
-                        gk = g[k]
-                        for r in range(taps):
-                            u, v, ch = r // (kw * c), (r // c) % kw, r % c
-                            xv = x[b, h + u, w + v, ch]
-                            dw_row = dw[r]
-                            for f in range(f_n):
-                                dw_row[f] += xv * gk[f]
-                            if want_dx:
-                                s = 0.0
-                                for f in range(f_n):
-                                    s += gk[f] * w2[r, f]
-                                dx[b, h + u, w + v, ch] += s
+                            dzo[f] = g[f] if (arg[f] == k and best[f] > 0.0) else 0.0
+                for i in range(ph):
+                    h = hp * ph + i
+                    for ow in range(wo):
+                        dzo = dz[i, ow]
+                        for f in range(f_n):
+                            db[f] += dzo[f]
+                    for u in range(kh):
+                        xr = x[b, h + u]
+                        for v in range(kw):
+                            for ch in range(c):
+                                r = (u * kw + v) * c + ch
+                                dwr = dw[r]
+                                for ow in range(wo):
+                                    xv = xr[ow + v, ch]
+                                    dzo = dz[i, ow]
+                                    for f in range(f_n):
+                                        dwr[f] += xv * dzo[f]
+                                if want_dx:  # dx[h + u, ow + v, ch] += dz[ow] . w2[tap]
+                                    wr, dxr = w2[r], dx[b, h + u]
+                                    for ow in range(wo):
+                                        dzo = dz[i, ow]
+                                        s = 0.0
+                                        for f in range(f_n):
+                                            s += dzo[f] * wr[f]
+                                        dxr[ow + v, ch] += s
 
 
 def conv_relu_pool_backward(x, kernel, dy, out, argmax, ph, pw, input_grad: bool):
