@@ -67,6 +67,9 @@ import time
 from typing import NamedTuple
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # silence TensorFlow's start-up banner
+# What `import tinycnn` sets before NumPy loads OpenBLAS (see tinycnn/__init__.py); this
+# script imports NumPy first, so it says it here. It applies to the matmul floor too.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "10")
 
 import numpy as np  # noqa: E402
 

@@ -28,7 +28,9 @@ import statistics
 import sys
 import time
 
-import numpy as np
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "10")  # as `import tinycnn` does; see there
+
+import numpy as np  # noqa: E402
 
 import tinycnn
 from tinycnn.models.fusion import ConvReluPool, plan

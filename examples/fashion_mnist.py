@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
-import numpy
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "10")  # as `import tinycnn` does; see there
+
+import numpy  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, too
 

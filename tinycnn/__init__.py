@@ -7,7 +7,18 @@ model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
 history = model.fit(x_train, y_train, epochs=10, batch_size=64, validation_split=0.1)
 """
 
-from . import (
+import os
+
+# OpenBLAS (NumPy's matrix multiply) keeps its worker threads spinning for about
+# 2**28 cycles after each multiply, waiting for the next one. tinycnn alternates
+# matrix multiplies with its own compiled kernels, whose threads then fight the
+# spinning ones for the same cores. Letting OpenBLAS's workers sleep after ~2**10
+# cycles made a training step 15-30% faster (benchmarks, docs/performance.md).
+# OpenBLAS reads this once, when NumPy is first imported: import tinycnn before
+# NumPy, or set the variable yourself. A value already set is left alone.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "10")
+
+from . import (  # noqa: E402
     backend,
     callbacks,
     initializers,
@@ -19,7 +30,7 @@ from . import (
     preprocessing,
     training,
 )
-from .backend import (
+from .backend import (  # noqa: E402
     floatx,
     get_backend,
     set_backend,
@@ -29,9 +40,9 @@ from .backend import (
     use_backend,
     use_floatx,
 )
-from .gradient_check import gradcheck
-from .models import Sequential
-from .saving import load_model
+from .gradient_check import gradcheck  # noqa: E402
+from .models import Sequential  # noqa: E402
+from .saving import load_model  # noqa: E402
 
 __version__ = "0.1.0"
 
