@@ -175,6 +175,7 @@ class Sequential:
         """Move the weights (and the optimizer's state) to backend ``name``."""
         for layer in self.layers:
             layer.to(name)
+        self._steps = None  # a fused step's cache holds arrays of the old backend
         if self.optimizer is not None:
             self.optimizer.to(name)
         return self
