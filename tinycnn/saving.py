@@ -123,7 +123,7 @@ def _json(arrays, key, path):
 def set_weights_from(model: Sequential, arrays, path) -> None:
     """Copy ``weights/<layer>/<name>`` arrays into ``model``, checking every shape first,
     so that a file that does not fit leaves the model untouched."""
-    updates = []
+    values = []
     for layer in model.layers:
         for key, current in layer.params.items():
             name = f"weights/{layer.name}/{key}"
@@ -137,11 +137,8 @@ def set_weights_from(model: Sequential, arrays, path) -> None:
                     f"Cannot load {str(path)!r} into layer {layer.name!r}: its {key} has shape "
                     f"{tuple(current.shape)} in the model but {value.shape} in the file."
                 )
-            updates.append((layer, key, value))
-    for layer, key, value in updates:
-        current = layer.params[key]
-        where = backend.backend_of(current)
-        layer.params[key] = backend.to_backend(value.astype(current.dtype), where)
+            values.append(value)
+    model.set_weights(values)  # same order as the loop above: per layer, per parameter
 
 
 def load_weights(model: Sequential, path) -> None:

@@ -111,5 +111,7 @@ for _f in (
     relu_forward,
     relu_backward,
     adam_update,
+    conv_relu_pool_forward,
+    conv_relu_pool_backward,
 ):
     _f.__doc__ = f"Dispatch to the fast or reference ``{_f.__name__}``; see reference.py."
