@@ -19,9 +19,9 @@ from . import reference
 from .reference import conv_output_size  # noqa: F401
 
 try:
-    from . import cpu_numba
+    from . import cpu_conv, cpu_numba
 except ImportError:  # numba missing or broken: everything still works, only slower
-    cpu_numba = None
+    cpu_numba = cpu_conv = None
     warnings.warn(
         "numba is not available: tinycnn uses its plain NumPy kernels on the CPU, which are "
         "several times slower. Install numba (pip install numba) for the fast path.",
@@ -93,6 +93,16 @@ def adam_update(param, grad, m, v, lr_t, beta_1, beta_2, epsilon):
     return _impl(param).adam_update(param, grad, m, v, lr_t, beta_1, beta_2, epsilon)
 
 
+def conv2d_forward(x, kernel, bias, relu, stride=1):
+    # the cache-blocked, batch-split convolution of cpu_conv.py is the fast twin here
+    return (cpu_conv if is_fast(x) else reference).conv2d_forward(x, kernel, bias, relu, stride)
+
+
+def conv2d_backward(x, kernel, y, dy, relu, with_bias, stride, input_grad):
+    impl = cpu_conv if is_fast(dy) else reference
+    return impl.conv2d_backward(x, kernel, y, dy, relu, with_bias, stride, input_grad)
+
+
 def conv_relu_pool_forward(x, kernel, bias, ph, pw):
     return _impl(x).conv_relu_pool_forward(x, kernel, bias, ph, pw)
 
@@ -111,6 +121,8 @@ for _f in (
     relu_forward,
     relu_backward,
     adam_update,
+    conv2d_forward,
+    conv2d_backward,
     conv_relu_pool_forward,
     conv_relu_pool_backward,
 ):

@@ -20,6 +20,8 @@ compiled machine code on disk, so only the very first run pays the compile time.
 
 from __future__ import annotations
 
+import functools
+
 import numba
 import numpy as np
 from numba import prange
@@ -41,6 +43,9 @@ def _im2col(x, kh, kw, c, stride, cols):
     For a fixed output pixel and kernel row i, the kw pixels of the patch are
     neighbours in memory (channels-last), so each patch row is one contiguous run
     of kw*C numbers: copy runs, not single pixels (for C = 1 that is 3x fewer loops).
+    The run is sliced out first so that the copy loop indexes both sides with the
+    loop counter alone: the compiler then turns it into vector copies (indexing
+    ``src[start + e]`` instead was 2x slower: a possibly negative index needs a check).
     """
     n = x.shape[0]
     ho, wo = cols.shape[1], cols.shape[2]
@@ -50,10 +55,10 @@ def _im2col(x, kh, kw, c, stride, cols):
             for ow in range(wo):
                 start = ow * stride * c
                 for i in range(kh):
-                    src = x[b, oh * stride + i]
+                    src = x[b, oh * stride + i, start : start + run]
                     dst = cols[b, oh, ow, i]
                     for e in range(run):
-                        dst[e] = src[start + e]
+                        dst[e] = src[e]
 
 
 def im2col(x, kh, kw, stride=1, out=None):
@@ -80,9 +85,9 @@ def _col2im(dcols, kh, kw, c, stride, dx):
                 start = ow * stride * c
                 for i in range(kh):
                     src = dcols[b, oh, ow, i]
-                    dst = dx[b, oh * stride + i]
+                    dst = dx[b, oh * stride + i, start : start + run]
                     for e in range(run):
-                        dst[start + e] += src[e]
+                        dst[e] += src[e]
 
 
 def col2im(dcols, x_shape, kh, kw, stride=1):
@@ -290,53 +295,67 @@ def adam_update(param, grad, m, v, lr_t, beta_1, beta_2, epsilon):
 
 
 # ---- fused Conv2D(ReLU) + MaxPooling2D, for convolutions with few input channels -----------------
-@_jit
-def _conv_relu_pool_forward(x, w2, bias, kh, kw, ph, pw, out, argmax):
-    """Direct convolution (stride 1, valid) + bias + ReLU + max-pool (stride = pool).
+@functools.cache
+def _conv_relu_pool_forward_kernel(taps: int, filters: int):
+    """The fused forward kernel, compiled for ``taps`` = kh*kw*C and ``filters`` = F.
 
-    x (N, H, W, C); w2 (kh*kw*C, F); out/argmax (N, Hp, Wp, F). For each row of
-    pooled pixels, the ph rows of convolution output under it are computed into a
-    small strip ``z`` (ph, Wo, F) that stays in the CPU cache, then pooled: the full
-    (N, Ho, Wo, F) convolution output never exists in memory. ReLU commutes with
-    max (both are monotone), so relu(max(z)) = max(relu(z)).
-
-    The strip is built tap by tap: for kernel tap (u, v, ch), every output pixel of
-    the row adds x[h + u, ow + v, ch] * w2[tap, :], a multiply-add over the F filters
-    (the innermost loop, which the compiler turns into vector instructions).
+    Why one compilation per shape: with both numbers fixed when the code is compiled,
+    the compiler unrolls the loop over the taps and keeps each output's running sum
+    in a vector register (16 filters per instruction), instead of loading and storing
+    the sum once per tap. Measured at batch 128 (the seed network's first layer):
+    2.8 -> 1.6 ms, same numbers to the bit (the sums are added in the same order).
+    numba's disk cache keeps one compiled copy per (taps, filters).
     """
-    n, c = x.shape[0], x.shape[3]
-    hp_n, wp_n, f_n = out.shape[1], out.shape[2], out.shape[3]
-    wo = wp_n * pw
-    for b in prange(n):
-        z = np.empty((ph, wo, f_n), dtype=out.dtype)
-        for hp in range(hp_n):
-            for i in range(ph):
-                zi = z[i]
-                for ow in range(wo):
-                    zi[ow, :] = bias
-                for u in range(kh):
-                    xr = x[b, hp * ph + i + u]
-                    for v in range(kw):
-                        for ch in range(c):
-                            row = w2[(u * kw + v) * c + ch]
-                            for ow in range(wo):
-                                xv = xr[ow + v, ch]
-                                zo = zi[ow]
-                                for f in range(f_n):
-                                    zo[f] += xv * row[f]
-            for wp in range(wp_n):
-                best, arg = out[b, hp, wp], argmax[b, hp, wp]
-                best[:] = z[0, wp * pw]
-                arg[:] = 0
-                for k in range(1, ph * pw):
-                    zk = z[k // pw, wp * pw + k % pw]
-                    for f in range(f_n):
-                        if zk[f] > best[f]:  # strictly greater: the first maximum wins ties
-                            best[f] = zk[f]
-                            arg[f] = k
-                for f in range(f_n):
-                    if best[f] < 0.0:  # ReLU
-                        best[f] = 0.0
+    T, F = taps, filters
+
+    @_jit
+    def kernel(x, w2, bias, kh, kw, ph, pw, out, argmax):
+        """Direct convolution (stride 1, valid) + bias + ReLU + max-pool (stride = pool).
+
+        x (N, H, W, C); w2 (T, F); out/argmax (N, Hp, Wp, F). For each row of pooled
+        pixels, the ph rows of convolution output under it are computed into a small
+        strip ``z`` (ph, Wo, F) that stays in the CPU cache, then pooled: the full
+        (N, Ho, Wo, F) convolution output never exists in memory. ReLU commutes with
+        max (both are monotone), so relu(max(z)) = max(relu(z)).
+
+        Per output pixel, its T input values are gathered into ``patch`` (one im2col
+        row), then each filter's output is bias + sum over taps of patch * w2.
+        """
+        n, c = x.shape[0], x.shape[3]
+        hp_n, wp_n = out.shape[1], out.shape[2]
+        wo = wp_n * pw
+        for b in prange(n):
+            z = np.empty((ph, wo, F), dtype=out.dtype)
+            patch = np.empty(T, dtype=out.dtype)
+            for hp in range(hp_n):
+                for i in range(ph):
+                    h = hp * ph + i
+                    for ow in range(wo):
+                        for u in range(kh):
+                            for v in range(kw):
+                                for ch in range(c):
+                                    patch[(u * kw + v) * c + ch] = x[b, h + u, ow + v, ch]
+                        zo = z[i, ow]
+                        for f in range(F):  # vectorised over f; the t loop is unrolled
+                            acc = bias[f]
+                            for t in range(T):
+                                acc += patch[t] * w2[t, f]
+                            zo[f] = acc
+                for wp in range(wp_n):
+                    best, arg = out[b, hp, wp], argmax[b, hp, wp]
+                    best[:] = z[0, wp * pw]
+                    arg[:] = 0
+                    for k in range(1, ph * pw):
+                        zk = z[k // pw, wp * pw + k % pw]
+                        for f in range(F):
+                            if zk[f] > best[f]:  # strictly greater: the first maximum wins ties
+                                best[f] = zk[f]
+                                arg[f] = k
+                    for f in range(F):
+                        if best[f] < 0.0:  # ReLU
+                            best[f] = 0.0
+
+    return kernel
 
 
 def conv_relu_pool_forward(x, kernel, bias, ph, pw):
@@ -348,7 +367,8 @@ def conv_relu_pool_forward(x, kernel, bias, ph, pw):
     argmax = np.empty((n, hp, wp, f), dtype=np.int8)
     w2 = np.ascontiguousarray(kernel).reshape(kh * kw * c, f)
     b = np.zeros(f, dtype=x.dtype) if bias is None else bias
-    _conv_relu_pool_forward(np.ascontiguousarray(x), w2, b, kh, kw, ph, pw, out, argmax)
+    kernel = _conv_relu_pool_forward_kernel(kh * kw * c, f)
+    kernel(np.ascontiguousarray(x), w2, b, kh, kw, ph, pw, out, argmax)
     return out, argmax
 
 

@@ -208,3 +208,40 @@ def conv_relu_pool_backward(x, kernel, dy, out, argmax, ph: int, pw: int, input_
     dkernel = (cols.T @ dz).reshape(kernel.shape)
     dx = col2im(dz @ kernel.reshape(-1, f).T, x.shape, kh, kw, 1) if input_grad else None
     return dkernel, dz.sum(axis=0), dx
+
+
+def conv2d_forward(x, kernel, bias, relu: bool, stride: int = 1):
+    """Convolution (no padding: pad ``x`` first) + bias + optional ReLU, as im2col
+    followed by one matrix multiply (see layers/conv2d.py for the idea).
+
+    Args:
+        x: ``(N, H, W, C)``; kernel: ``(kh, kw, C, F)``; bias: ``(F,)`` or None.
+    Returns:
+        ``y`` of shape ``(N, Ho, Wo, F)``, after the ReLU if ``relu``.
+    """
+    n = x.shape[0]
+    kh, kw, _, f = kernel.shape
+    cols = im2col(x, kh, kw, stride)  # (N*Ho*Wo, kh*kw*C)
+    y = bias_relu(cols @ kernel.reshape(-1, f), bias, relu)  # (N*Ho*Wo, F)
+    ho, wo = conv_output_size(x.shape[1], kh, stride), conv_output_size(x.shape[2], kw, stride)
+    return y.reshape(n, ho, wo, f)
+
+
+def conv2d_backward(x, kernel, y, dy, relu: bool, with_bias: bool, stride: int, input_grad: bool):
+    """Gradients of :func:`conv2d_forward`, from its input ``x``, its output ``y`` and
+    the gradient ``dy`` of the loss with respect to ``y`` (both ``(N, Ho, Wo, F)``).
+
+    Returns ``(dkernel, dbias, dx)``: ``dbias`` is None without a bias, ``dx``
+    (shaped like ``x``) is None unless ``input_grad``. The columns are unfolded again
+    rather than kept from the forward pass: a cheap pass instead of holding a matrix
+    kh*kw times the size of ``x`` in memory between the two passes.
+    """
+    kh, kw, _, f = kernel.shape
+    dz, dbias = bias_relu_backward(dy.reshape(-1, f), y.reshape(-1, f), relu, with_bias)
+    cols = im2col(x, kh, kw, stride)  # (N*Ho*Wo, kh*kw*C)
+    dkernel = (cols.T @ dz).reshape(kernel.shape)  # (kh, kw, C, F)
+    dx = None
+    if input_grad:
+        dcols = dz @ kernel.reshape(-1, f).T  # (N*Ho*Wo, kh*kw*C)
+        dx = col2im(dcols, x.shape, kh, kw, stride)
+    return dkernel, dbias, dx

@@ -41,7 +41,6 @@ class Layer:
         self.dtype: str | None = None
         self.built = False
         self.cache = None
-        self.workspace: dict = {}  # reusable work arrays, see _buffer()
 
     # ---- building ---------------------------------------------------------------
     def build(self, input_shape, rng=None) -> None:
@@ -99,32 +98,12 @@ class Layer:
     def _backward(self, dy, input_grad):
         raise NotImplementedError
 
-    def _buffer(self, name: str, shape: tuple, like):
-        """A work array of ``shape`` (and ``like``'s dtype and backend), reused from one
-        call to the next instead of allocated afresh.
-
-        Only for arrays that never leave the layer (im2col's columns, temporaries):
-        a fresh multi-megabyte array costs page faults every step (measured 2-4 ms per
-        step at batch 128, see docs/performance.md); a reused one costs nothing.
-        """
-        buf = self.workspace.get(name)
-        if (
-            buf is None
-            or buf.shape != tuple(shape)
-            or buf.dtype != like.dtype
-            or type(buf) is not type(like)
-        ):
-            buf = backend.get_array_module(like).empty(shape, dtype=like.dtype)
-            self.workspace[name] = buf
-        return buf
-
     # ---- moving between backends ----------------------------------------------------
     def to(self, name: str) -> Layer:
         """Move the parameters to backend ``name`` ("numpy" or "cupy")."""
         self.params = {k: backend.to_backend(v, name) for k, v in self.params.items()}
         self.grads = {k: None for k in self.params}
         self.cache = None
-        self.workspace = {}
         return self
 
     # ---- configuration (for saving) -------------------------------------------------

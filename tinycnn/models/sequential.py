@@ -168,7 +168,6 @@ class Sequential:
         """Drop what the layers kept for a backward pass (frees memory after training)."""
         for layer in self.layers:
             layer.cache = None
-            layer.workspace = {}
         self._steps = None
 
     def to(self, name: str) -> Sequential:

@@ -1,0 +1,112 @@
+"""The blocked, batch-split CPU convolution (cpu_conv.py) agrees with the reference."""
+
+import threading
+
+import numba
+import numpy as np
+import pytest
+
+from tinycnn import gradcheck, kernels
+from tinycnn.kernels import reference
+from tinycnn.layers import Conv2D
+
+cpu_conv = pytest.importorskip("tinycnn.kernels.cpu_conv", reason="numba is not installed")
+threadpoolctl = pytest.importorskip("threadpoolctl")
+
+CASES = [
+    # x shape, kernel (kh, kw), stride, relu, bias
+    ((7, 13, 13, 8), (3, 3), 1, True, True),  # the seed network's conv2, smaller
+    ((5, 9, 8, 3), (2, 3), 2, False, True),
+    ((3, 6, 6, 2), (3, 3), 1, True, False),
+    ((1, 5, 5, 4), (5, 5), 1, False, False),  # one output pixel, one image
+]
+
+
+@pytest.fixture(params=["1 image per block", "default blocks"])
+def block_bytes(request, monkeypatch):
+    """Run each test with tiny blocks (many blocks per thread) and the default."""
+    if request.param == "1 image per block":
+        monkeypatch.setattr(cpu_conv, "BLOCK_BYTES", 1)
+    return cpu_conv.BLOCK_BYTES
+
+
+@pytest.fixture(params=[1, 2])
+def threads(request):
+    """numba's thread count decides how many shares the batch is split into."""
+    if request.param > numba.config.NUMBA_NUM_THREADS:
+        pytest.skip("numba was started with fewer threads")
+    previous = numba.get_num_threads()
+    numba.set_num_threads(request.param)
+    yield request.param
+    numba.set_num_threads(previous)
+
+
+def _case(shape, ksize, relu, bias, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape).astype(dtype)
+    kernel = (0.3 * rng.standard_normal((*ksize, shape[3], 6))).astype(dtype)
+    b = rng.standard_normal(6).astype(dtype) if bias else None
+    return rng, x, kernel, b
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape,ksize,stride,relu,bias", CASES)
+def test_forward_and_backward_match_reference(
+    shape, ksize, stride, relu, bias, dtype, block_bytes, threads
+):
+    rng, x, kernel, b = _case(shape, ksize, relu, bias, dtype)
+    y = cpu_conv.conv2d_forward(x, kernel, b, relu, stride)
+    ref_y = reference.conv2d_forward(x, kernel, b, relu, stride)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(y, ref_y, rtol=tol, atol=tol)
+    assert y.shape == ref_y.shape and y.dtype == dtype
+
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    for input_grad in (True, False):
+        fast = cpu_conv.conv2d_backward(x, kernel, ref_y, dy, relu, bias, stride, input_grad)
+        ref = reference.conv2d_backward(x, kernel, ref_y, dy, relu, bias, stride, input_grad)
+        for got, want in zip(fast, ref, strict=True):
+            if want is None:
+                assert got is None
+            else:
+                assert got.shape == want.shape and got.dtype == dtype
+                np.testing.assert_allclose(got, want, rtol=10 * tol, atol=10 * tol)
+
+
+def test_blas_thread_count_is_restored_even_after_an_error(threads, monkeypatch):
+    controller = threadpoolctl.ThreadpoolController().select(user_api="blas")
+    before = [lib.num_threads for lib in controller.lib_controllers]
+    _, x, kernel, b = _case((4, 6, 6, 2), (3, 3), True, True, np.float32)
+    cpu_conv.conv2d_forward(x, kernel, b, True, 1)
+    assert [lib.num_threads for lib in controller.lib_controllers] == before
+
+    def broken(*args):
+        raise ValueError("a kernel failed")
+
+    monkeypatch.setattr(cpu_conv, "_bias_relu", broken)
+    with pytest.raises(ValueError, match="a kernel failed"):
+        cpu_conv.conv2d_forward(x, kernel, b, True, 1)
+    assert [lib.num_threads for lib in controller.lib_controllers] == before
+
+
+def test_shares_run_on_separate_threads():
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("needs 2 numba threads")
+    previous = numba.get_num_threads()
+    numba.set_num_threads(2)
+    seen = []
+    try:
+        shares = cpu_conv._split_batch(lambda a, b: seen.append(threading.get_ident()) or (a, b), 5)
+    finally:
+        numba.set_num_threads(previous)
+    assert shares == [(0, 2), (2, 5)]  # contiguous, covering every image once, in order
+    assert len(set(seen)) == 2
+
+
+def test_conv2d_layer_uses_it_and_passes_gradient_check():
+    """Conv2D on float64 NumPy goes through cpu_conv; its gradients are still exact."""
+    assert kernels.is_fast(np.zeros(1))
+    layer = Conv2D(3, 3, strides=2, padding="same", activation="relu")
+    x = np.random.default_rng(4).standard_normal((3, 7, 6, 2))
+    report = gradcheck(layer, x, h=1e-4, seed=5)  # h: see tests/layers/test_conv2d.py
+    assert report.max_rel_error < 1e-7, report

@@ -1,0 +1,211 @@
+"""Convolution on the CPU cores, a few images at a time, so its big matrix stays in cache.
+
+The reference convolution (``reference.conv2d_forward``) unfolds the whole batch
+into one im2col matrix and multiplies it once. For the seed network's second
+convolution that matrix is (N*121, 576): 36 MB at batch 128, far more than a
+core's cache (2 MB of L2 on the machine we measure). Every pass over it then goes
+to main memory: im2col writes it, the matrix multiply reads it, backward unfolds
+it again for ``dkernel`` and writes and reads its gradient ``dcols`` for ``dx``.
+Measured, those passes cost about as much as the multiplications themselves.
+
+Here the same arithmetic is done in a different order:
+
+* the batch is split between the cores, one Python thread per core, each with its
+  own share of the images;
+* each thread walks through its images a *block* at a time: it unfolds a few
+  images into a small im2col matrix that fits in its L2 cache, multiplies it
+  straight away and moves on. The big matrix never exists.
+
+The threads really run at the same time: NumPy's ``matmul`` and the compiled
+kernels below (``nogil=True``) release Python's GIL. Meanwhile the BLAS library is
+told to use one thread per call (through ``threadpoolctl``): otherwise each
+thread's small matrix multiply would spread over all cores again and the threads
+would queue for each other (measured: 1.5-2x slower than one big multiply).
+
+The results equal the reference's up to the order of floating-point additions:
+``dkernel`` and ``dbias`` are summed block by block (tests/kernels checks both
+paths agree and that gradients pass the gradient checks). Numbers in
+docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import types
+from concurrent.futures import ThreadPoolExecutor, wait
+
+import numba
+import numpy as np
+from threadpoolctl import ThreadpoolController
+
+from . import cpu_numba
+
+#: Bytes of one block's im2col matrix (7 images of the seed network's second
+#: convolution). Smaller blocks stay closer to the core but make smaller, less
+#: efficient matrix multiplies; benchmarks/conv_block_size.py measures the trade-off
+#: (docs/performance.md has the numbers that chose this value).
+BLOCK_BYTES = 2 << 20
+
+
+def _serial(parallel_kernel):
+    """A single-threaded twin of a cpu_numba kernel: the same Python source compiled
+    without threads (its ``prange`` runs as ``range``) and without holding the GIL;
+    here the parallelism comes from the Python threads instead.
+
+    The twin gets its own name because numba's on-disk cache files are named after
+    the function: under the same name, the two compilations would overwrite and
+    load each other's machine code.
+    """
+    f = parallel_kernel.py_func
+    twin = types.FunctionType(f.__code__, f.__globals__, f.__name__ + "_serial")
+    twin.__qualname__ = f.__qualname__ + "_serial"
+    return numba.njit(nogil=True, cache=True)(twin)
+
+
+_im2col = _serial(cpu_numba._im2col)
+_col2im = _serial(cpu_numba._col2im)
+_bias_relu = _serial(cpu_numba._bias_relu)
+_bias_relu_backward = _serial(cpu_numba._bias_relu_backward)
+
+_pool = {"executor": None, "size": 0, "pid": None}
+_scratch = threading.local()  # each thread's work arrays, reused from call to call
+_blas = {}
+
+
+def _work_array(name: str, rows: int, cols: int, dtype):
+    """A (rows, cols) work array of the calling thread, reused while it is big enough."""
+    arrays = _scratch.__dict__.setdefault("arrays", {})
+    array = arrays.get(name)
+    if array is None or array.dtype != dtype or array.size < rows * cols:
+        array = arrays[name] = np.empty(rows * cols, dtype=dtype)
+    return array[: rows * cols].reshape(rows, cols)
+
+
+@contextlib.contextmanager
+def _one_blas_thread():
+    """Make every BLAS call single-threaded for a while, then restore the old counts."""
+    if "libs" not in _blas:  # finding the loaded BLAS libraries takes ~1 ms: do it once
+        _blas["libs"] = ThreadpoolController().select(user_api="blas").lib_controllers
+    libs = _blas["libs"]
+    saved = [lib.num_threads for lib in libs]
+    for lib in libs:
+        lib.set_num_threads(1)
+    try:
+        yield
+    finally:
+        for lib, n in zip(libs, saved, strict=True):
+            lib.set_num_threads(n)
+
+
+def _check_pool(threads: int) -> None:
+    """Make sure the pool of helper threads (``threads`` - 1 of them: the calling
+    thread works too) exists and belongs to this process (a process made by fork
+    inherits the pool object but not its threads)."""
+    if _pool["size"] == threads and _pool["pid"] == os.getpid():
+        return
+    if _pool["executor"] is not None and _pool["pid"] == os.getpid():
+        _pool["executor"].shutdown()
+    _pool.update(
+        executor=ThreadPoolExecutor(threads - 1, thread_name_prefix="tinycnn-conv"),
+        size=threads,
+        pid=os.getpid(),
+    )
+
+
+def _split_batch(work, n: int) -> list:
+    """Run ``work(first, stop)`` on as many contiguous shares of the n images as we
+    have threads (numba's thread count, which tinycnn's users already set), and
+    return what each share returned, in order."""
+    threads = min(numba.get_num_threads(), n)
+    if threads <= 1:
+        return [work(0, n)]
+    _check_pool(threads)
+    bounds = [n * t // threads for t in range(threads + 1)]
+    shares = list(zip(bounds[:-1], bounds[1:], strict=True))
+    with _one_blas_thread():
+        futures = [_pool["executor"].submit(work, *share) for share in shares[1:]]
+        try:  # the calling thread takes the first share itself instead of waiting idle
+            first = work(*shares[0])
+        finally:  # never return (even with an error) while a thread still writes our arrays
+            wait(futures)
+        return [first, *(f.result() for f in futures)]
+
+
+def _block_size(ho: int, wo: int, taps: int, itemsize: int) -> int:
+    """Images per block: as many as keep one block's im2col matrix within BLOCK_BYTES."""
+    return max(1, BLOCK_BYTES // (ho * wo * taps * itemsize))
+
+
+def _unfold(x, first: int, stop: int, kh: int, kw: int, stride: int, ho: int, wo: int):
+    """im2col of images first..stop-1 of x (N, H, W, C) into the calling thread's
+    work array: ((stop - first) * Ho * Wo, kh * kw * C)."""
+    n, h, w, c = stop - first, x.shape[1], x.shape[2], x.shape[3]
+    cols = _work_array("cols", n * ho * wo, kh * kw * c, x.dtype)
+    _im2col(
+        x[first:stop].reshape(n, h, w * c), kh, kw, c, stride, cols.reshape(n, ho, wo, kh, kw * c)
+    )
+    return cols
+
+
+def conv2d_forward(x, kernel, bias, relu: bool, stride: int = 1):
+    """Same contract as ``reference.conv2d_forward``: y (N, Ho, Wo, F)."""
+    x = np.ascontiguousarray(x)
+    n, h, w, c = x.shape
+    kh, kw, _, f = kernel.shape
+    ho, wo = (h - kh) // stride + 1, (w - kw) // stride + 1
+    w2 = np.ascontiguousarray(kernel).reshape(kh * kw * c, f)  # (kh*kw*C, F)
+    bias = np.zeros(f, dtype=x.dtype) if bias is None else bias
+    y = np.empty((n, ho, wo, f), dtype=x.dtype)
+    block = _block_size(ho, wo, kh * kw * c, x.itemsize)
+
+    def work(first, stop):
+        for s in range(first, stop, block):
+            e = min(s + block, stop)
+            yb = y[s:e].reshape(-1, f)
+            np.matmul(_unfold(x, s, e, kh, kw, stride, ho, wo), w2, out=yb)
+            _bias_relu(yb, bias, relu)
+
+    _split_batch(work, n)
+    return y
+
+
+def conv2d_backward(x, kernel, y, dy, relu: bool, with_bias: bool, stride: int, input_grad: bool):
+    """Same contract as ``reference.conv2d_backward``: ``(dkernel, dbias, dx)``."""
+    x = np.ascontiguousarray(x)
+    dy = np.ascontiguousarray(dy)
+    n, h, w, c = x.shape
+    kh, kw, _, f = kernel.shape
+    ho, wo = y.shape[1], y.shape[2]
+    taps = kh * kw * c
+    w2t = np.ascontiguousarray(kernel).reshape(taps, f).T  # (F, taps), a view
+    dx = np.empty(x.shape, dtype=x.dtype) if input_grad else None
+    block = _block_size(ho, wo, taps, x.itemsize)
+
+    def work(first, stop):
+        # this share's dkernel and dbias, summed block by block in float64
+        dkernel = np.zeros((taps, f), dtype=np.float64)
+        dbias = np.zeros((1, f), dtype=np.float64)
+        part = np.empty((1, f), dtype=np.float64)
+        for s in range(first, stop, block):
+            e = min(s + block, stop)
+            rows = (e - s) * ho * wo
+            # gradient before the ReLU, and its column sums (the bias gradient)
+            dz = _work_array("dz", rows, f, x.dtype)
+            _bias_relu_backward(dy[s:e].reshape(rows, f), y[s:e].reshape(rows, f), relu, dz, part)
+            dbias += part
+            # unfolded again, not kept from the forward pass: cheap, and it is in cache
+            cols = _unfold(x, s, e, kh, kw, stride, ho, wo)
+            dkernel += cols.T @ dz
+            if input_grad:
+                dcols = _work_array("dcols", rows, taps, x.dtype)
+                np.matmul(dz, w2t, out=dcols)
+                _col2im(dcols.reshape(e - s, ho, wo, kh, kw * c), kh, kw, c, stride,
+                        dx[s:e].reshape(e - s, h, w * c))  # fmt: skip
+        return dkernel, dbias
+
+    shares = _split_batch(work, n)
+    dkernel = sum(k for k, _ in shares).astype(x.dtype).reshape(kernel.shape)
+    dbias = sum(b for _, b in shares)[0].astype(x.dtype) if with_bias else None
+    return dkernel, dbias, dx
