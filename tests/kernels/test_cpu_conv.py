@@ -73,6 +73,40 @@ def test_forward_and_backward_match_reference(
                 np.testing.assert_allclose(got, want, rtol=10 * tol, atol=10 * tol)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("input_grad", [True, False])
+@pytest.mark.parametrize(
+    "shape,filters,pool,bias",
+    [
+        ((3, 10, 10, 1), 5, 2, True),  # like the seed network's first pair
+        ((4, 13, 13, 8), 6, 2, True),  # like its second: 11x11 -> 5x5 leaves a row uncovered
+        ((2, 11, 9, 3), 4, 2, False),
+        ((2, 9, 9, 2), 3, 3, True),
+    ],
+)
+def test_fused_conv_relu_pool_matches_reference(
+    shape, filters, pool, bias, input_grad, dtype, block_bytes, threads
+):
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal(shape).astype(dtype)
+    kernel = rng.standard_normal((3, 3, shape[3], filters)).astype(dtype)
+    b = rng.standard_normal(filters).astype(dtype) if bias else None
+    out, arg = cpu_conv.conv_relu_pool_forward(x, kernel, b, pool, pool)
+    ref_out, ref_arg = reference.conv_relu_pool_forward(x, kernel, b, pool, pool)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(out, ref_out, rtol=tol, atol=tol)
+    np.testing.assert_array_equal(arg[ref_out > 0], ref_arg[ref_out > 0])
+    dy = rng.standard_normal(out.shape).astype(dtype)
+    fast = cpu_conv.conv_relu_pool_backward(x, kernel, dy, out, arg, pool, pool, input_grad)
+    ref = reference.conv_relu_pool_backward(x, kernel, dy, ref_out, ref_arg, pool, pool, input_grad)
+    for got, want in zip(fast, ref, strict=True):
+        if want is None:
+            assert got is None
+        else:
+            assert got.shape == want.shape and got.dtype == dtype
+            np.testing.assert_allclose(got, want, rtol=10 * tol, atol=10 * tol)
+
+
 def test_blas_thread_count_is_restored_even_after_an_error(threads, monkeypatch):
     controller = threadpoolctl.ThreadpoolController().select(user_api="blas")
     before = [lib.num_threads for lib in controller.lib_controllers]

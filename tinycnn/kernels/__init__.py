@@ -104,11 +104,12 @@ def conv2d_backward(x, kernel, y, dy, relu, with_bias, stride, input_grad):
 
 
 def conv_relu_pool_forward(x, kernel, bias, ph, pw):
-    return _impl(x).conv_relu_pool_forward(x, kernel, bias, ph, pw)
+    return (cpu_conv if is_fast(x) else reference).conv_relu_pool_forward(x, kernel, bias, ph, pw)
 
 
 def conv_relu_pool_backward(x, kernel, dy, out, argmax, ph, pw, input_grad):
-    return _impl(dy).conv_relu_pool_backward(x, kernel, dy, out, argmax, ph, pw, input_grad)
+    impl = cpu_conv if is_fast(dy) else reference
+    return impl.conv_relu_pool_backward(x, kernel, dy, out, argmax, ph, pw, input_grad)
 
 
 for _f in (

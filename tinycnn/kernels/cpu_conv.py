@@ -68,6 +68,7 @@ _im2col = _serial(cpu_numba._im2col)
 _col2im = _serial(cpu_numba._col2im)
 _bias_relu = _serial(cpu_numba._bias_relu)
 _bias_relu_backward = _serial(cpu_numba._bias_relu_backward)
+_maxpool_forward = _serial(cpu_numba._maxpool_forward)
 
 _pool = {"executor": None, "size": 0, "pid": None}
 _scratch = threading.local()  # each thread's work arrays, reused from call to call
@@ -133,9 +134,10 @@ def _split_batch(work, n: int) -> list:
         return [first, *(f.result() for f in futures)]
 
 
-def _block_size(ho: int, wo: int, taps: int, itemsize: int) -> int:
-    """Images per block: as many as keep one block's im2col matrix within BLOCK_BYTES."""
-    return max(1, BLOCK_BYTES // (ho * wo * taps * itemsize))
+def _block_size(ho: int, wo: int, width: int, itemsize: int) -> int:
+    """Images per block: as many as keep a block's widest work array, (Ho*Wo, width)
+    per image, within BLOCK_BYTES."""
+    return max(1, BLOCK_BYTES // (ho * wo * width * itemsize))
 
 
 def _unfold(x, first: int, stop: int, kh: int, kw: int, stride: int, ho: int, wo: int):
@@ -149,57 +151,57 @@ def _unfold(x, first: int, stop: int, kh: int, kw: int, stride: int, ho: int, wo
     return cols
 
 
-def conv2d_forward(x, kernel, bias, relu: bool, stride: int = 1):
-    """Same contract as ``reference.conv2d_forward``: y (N, Ho, Wo, F)."""
-    x = np.ascontiguousarray(x)
+# ---- the two block loops every convolution here shares ----------------------------------------
+def _forward_blocks(x, kernel, stride: int, finish, into=None):
+    """Convolution block by block: for each block of images [s, e), unfold, multiply
+    by the kernel into z ((e - s) * Ho * Wo, F) and hand it to ``finish(s, e, z)``,
+    which adds the bias, applies the activation and stores the block's result.
+    z is a work array, or the block's rows of ``into`` (N, Ho, Wo, F) if given."""
     n, h, w, c = x.shape
     kh, kw, _, f = kernel.shape
     ho, wo = (h - kh) // stride + 1, (w - kw) // stride + 1
     w2 = np.ascontiguousarray(kernel).reshape(kh * kw * c, f)  # (kh*kw*C, F)
-    bias = np.zeros(f, dtype=x.dtype) if bias is None else bias
-    y = np.empty((n, ho, wo, f), dtype=x.dtype)
-    block = _block_size(ho, wo, kh * kw * c, x.itemsize)
+    block = _block_size(ho, wo, max(kh * kw * c, f), x.itemsize)
 
     def work(first, stop):
         for s in range(first, stop, block):
             e = min(s + block, stop)
-            yb = y[s:e].reshape(-1, f)
-            np.matmul(_unfold(x, s, e, kh, kw, stride, ho, wo), w2, out=yb)
-            _bias_relu(yb, bias, relu)
+            if into is None:
+                z = _work_array("z", (e - s) * ho * wo, f, x.dtype)
+            else:
+                z = into[s:e].reshape(-1, f)
+            np.matmul(_unfold(x, s, e, kh, kw, stride, ho, wo), w2, out=z)
+            finish(s, e, z)
 
     _split_batch(work, n)
-    return y
 
 
-def conv2d_backward(x, kernel, y, dy, relu: bool, with_bias: bool, stride: int, input_grad: bool):
-    """Same contract as ``reference.conv2d_backward``: ``(dkernel, dbias, dx)``."""
-    x = np.ascontiguousarray(x)
-    dy = np.ascontiguousarray(dy)
+def _backward_blocks(x, kernel, stride: int, out_hw, start_grad, input_grad: bool):
+    """Gradients of a convolution block by block. ``start_grad(s, e, dz, dbias)`` fills
+    dz ((e - s) * Ho * Wo, F) with the gradient with respect to the convolution's
+    output (before bias and activation) and adds its column sums to dbias (F,).
+
+    Returns ``(dkernel, dbias, dx)`` (dx None unless ``input_grad``).
+    """
     n, h, w, c = x.shape
     kh, kw, _, f = kernel.shape
-    ho, wo = y.shape[1], y.shape[2]
-    taps = kh * kw * c
+    (ho, wo), taps = out_hw, kh * kw * c
     w2t = np.ascontiguousarray(kernel).reshape(taps, f).T  # (F, taps), a view
     dx = np.empty(x.shape, dtype=x.dtype) if input_grad else None
-    block = _block_size(ho, wo, taps, x.itemsize)
+    block = _block_size(ho, wo, max(taps, f), x.itemsize)
 
     def work(first, stop):
         # this share's dkernel and dbias, summed block by block in float64
         dkernel = np.zeros((taps, f), dtype=np.float64)
-        dbias = np.zeros((1, f), dtype=np.float64)
-        part = np.empty((1, f), dtype=np.float64)
+        dbias = np.zeros(f, dtype=np.float64)
         for s in range(first, stop, block):
             e = min(s + block, stop)
-            rows = (e - s) * ho * wo
-            # gradient before the ReLU, and its column sums (the bias gradient)
-            dz = _work_array("dz", rows, f, x.dtype)
-            _bias_relu_backward(dy[s:e].reshape(rows, f), y[s:e].reshape(rows, f), relu, dz, part)
-            dbias += part
+            dz = _work_array("dz", (e - s) * ho * wo, f, x.dtype)
+            start_grad(s, e, dz, dbias)
             # unfolded again, not kept from the forward pass: cheap, and it is in cache
-            cols = _unfold(x, s, e, kh, kw, stride, ho, wo)
-            dkernel += cols.T @ dz
+            dkernel += _unfold(x, s, e, kh, kw, stride, ho, wo).T @ dz
             if input_grad:
-                dcols = _work_array("dcols", rows, taps, x.dtype)
+                dcols = _work_array("dcols", dz.shape[0], taps, x.dtype)
                 np.matmul(dz, w2t, out=dcols)
                 _col2im(dcols.reshape(e - s, ho, wo, kh, kw * c), kh, kw, c, stride,
                         dx[s:e].reshape(e - s, h, w * c))  # fmt: skip
@@ -207,5 +209,99 @@ def conv2d_backward(x, kernel, y, dy, relu: bool, with_bias: bool, stride: int, 
 
     shares = _split_batch(work, n)
     dkernel = sum(k for k, _ in shares).astype(x.dtype).reshape(kernel.shape)
-    dbias = sum(b for _, b in shares)[0].astype(x.dtype) if with_bias else None
-    return dkernel, dbias, dx
+    return dkernel, sum(b for _, b in shares).astype(x.dtype), dx
+
+
+# ---- Conv2D ---------------------------------------------------------------------------------
+def conv2d_forward(x, kernel, bias, relu: bool, stride: int = 1):
+    """Same contract as ``reference.conv2d_forward``: y (N, Ho, Wo, F)."""
+    x = np.ascontiguousarray(x)
+    n, h, w, _ = x.shape
+    kh, kw, _, f = kernel.shape
+    y = np.empty((n, (h - kh) // stride + 1, (w - kw) // stride + 1, f), dtype=x.dtype)
+    bias = np.zeros(f, dtype=x.dtype) if bias is None else bias
+
+    def finish(s, e, z):  # z is y's block
+        _bias_relu(z, bias, relu)
+
+    _forward_blocks(x, kernel, stride, finish, into=y)
+    return y
+
+
+def conv2d_backward(x, kernel, y, dy, relu: bool, with_bias: bool, stride: int, input_grad: bool):
+    """Same contract as ``reference.conv2d_backward``: ``(dkernel, dbias, dx)``."""
+    dy = np.ascontiguousarray(dy)
+    f = kernel.shape[3]
+
+    def start_grad(s, e, dz, dbias):
+        # the gradient before the ReLU, and its column sums (the bias gradient)
+        sums = _work_array("bias sums", 1, f, np.float64)
+        rows = dz.shape[0]
+        _bias_relu_backward(dy[s:e].reshape(rows, f), y[s:e].reshape(rows, f), relu, dz, sums)
+        dbias += sums[0]
+
+    dkernel, dbias, dx = _backward_blocks(
+        np.ascontiguousarray(x), kernel, stride, y.shape[1:3], start_grad, input_grad
+    )
+    return dkernel, (dbias if with_bias else None), dx
+
+
+# ---- Conv2D(ReLU) + MaxPooling2D in one pass --------------------------------------------------
+@numba.njit(nogil=True, cache=True)
+def _unpool_relu(dy, argmax, out, ph, pw, dz, dbias):
+    """Backward of ReLU + max-pooling whose windows tile the image (stride = pool).
+
+    dy, argmax, out: (n, Hp, Wp, F). dz (n, Ho, Wo, F) receives dy at each window's
+    winner if that window's output was positive (ReLU), 0 everywhere else (also in
+    the rows and columns no window covers); dbias (F,) adds up the same gradients.
+    """
+    n, hp_n, wp_n, f_n = dy.shape
+    zero = dz.dtype.type(0.0)
+    for b in range(n):
+        dz[b, hp_n * ph :] = zero
+        dz[b, :, wp_n * pw :] = zero
+        for hp in range(hp_n):
+            for wp in range(wp_n):
+                g, arg, best = dy[b, hp, wp], argmax[b, hp, wp], out[b, hp, wp]
+                for f in range(f_n):
+                    if best[f] > zero:
+                        dbias[f] += g[f]
+                for k in range(ph * pw):
+                    dst = dz[b, hp * ph + k // pw, wp * pw + k % pw]
+                    for f in range(f_n):
+                        dst[f] = g[f] if (arg[f] == k and best[f] > zero) else zero
+
+
+def conv_relu_pool_forward(x, kernel, bias, ph: int, pw: int):
+    """Same contract as ``reference.conv_relu_pool_forward``: ``(out, argmax)``.
+
+    Each block's convolution output z is pooled while it is still in cache: the
+    full (N, Ho, Wo, F) output is never written to memory.
+    """
+    x = np.ascontiguousarray(x)
+    n, h, w, _ = x.shape
+    kh, kw, _, f = kernel.shape
+    ho, wo = h - kh + 1, w - kw + 1
+    out = np.empty((n, (ho - ph) // ph + 1, (wo - pw) // pw + 1, f), dtype=x.dtype)
+    argmax = np.empty(out.shape, dtype=np.int8)
+    bias = np.zeros(f, dtype=x.dtype) if bias is None else bias
+
+    def finish(s, e, z):
+        _bias_relu(z, bias, True)
+        _maxpool_forward(z.reshape(e - s, ho, wo, f), ph, pw, ph, pw, out[s:e], argmax[s:e])
+
+    _forward_blocks(x, kernel, 1, finish)
+    return out, argmax
+
+
+def conv_relu_pool_backward(x, kernel, dy, out, argmax, ph: int, pw: int, input_grad: bool):
+    """Same contract as ``reference.conv_relu_pool_backward``: ``(dkernel, dbias, dx)``."""
+    dy = np.ascontiguousarray(dy)
+    x = np.ascontiguousarray(x)
+    kh, kw, _, f = kernel.shape
+    ho, wo = x.shape[1] - kh + 1, x.shape[2] - kw + 1
+
+    def start_grad(s, e, dz, dbias):
+        _unpool_relu(dy[s:e], argmax[s:e], out[s:e], ph, pw, dz.reshape(e - s, ho, wo, f), dbias)
+
+    return _backward_blocks(x, kernel, 1, (ho, wo), start_grad, input_grad)

@@ -1,14 +1,14 @@
 """Fusing ``Conv2D(activation="relu")`` + ``MaxPooling2D`` into one fast CPU step.
 
-Run one after the other, the two layers make four passes over the convolution's
-output (N, Ho, Wo, F), the largest array of the seed network (43,264 numbers per
-image, 22 MB at batch 128): the matrix multiply writes it, ReLU rewrites it,
-pooling reads it, and backward writes its gradient, masks it and multiplies it
-again. When the convolution has few input taps (kh * kw * C_in, 9 for the first
-layer of the seed network), computing it directly, window by window, costs less
-than those passes: the fused kernel computes the four convolution outputs of each
-2x2 window, keeps their maximum and never writes the rest (see
-``kernels/cpu_numba.py``; measured in docs/performance.md).
+Run one after the other, the two layers pass the convolution's output (N, Ho, Wo, F)
+through main memory four times: the matrix multiply writes it, the pooling layer
+reads it, and backward writes its gradient and reads it again. It is the largest
+activation of the seed network (43,264 numbers per image after the first
+convolution, 22 MB at batch 128). The fused step computes the convolution a block
+of images at a time (``kernels/cpu_conv.py``) and pools each block while it is
+still in the CPU cache: the full convolution output never exists, and backward
+rebuilds its gradient block by block from the pooled one (measured in
+docs/performance.md).
 
 This only changes *how* a model computes, never *what*: the layers keep their
 parameters and gradients, and tests check the fused and unfused paths agree. It
@@ -20,9 +20,6 @@ from __future__ import annotations
 
 from .. import kernels
 from ..layers import Conv2D, MaxPooling2D
-
-#: Direct convolution beats im2col + matrix multiply only for few taps per output.
-MAX_FUSED_TAPS = 32
 
 
 class ConvReluPool:
@@ -37,12 +34,10 @@ class ConvReluPool:
         """True when the pair can be fused for input ``x``."""
         if not (isinstance(conv, Conv2D) and isinstance(pool, MaxPooling2D) and conv.built):
             return False
-        kh, kw = conv.kernel_size
         return (
             conv.activation == "relu"
             and conv.strides == (1, 1)
             and conv.padding == "valid"
-            and kh * kw * conv.input_shape[2] <= MAX_FUSED_TAPS
             and pool.padding == "valid"
             and pool.strides == pool.pool_size
             and kernels.is_fast(x)
