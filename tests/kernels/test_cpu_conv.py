@@ -10,7 +10,9 @@ from tinycnn import gradcheck, kernels
 from tinycnn.kernels import reference
 from tinycnn.layers import Conv2D
 
-cpu_conv = pytest.importorskip("tinycnn.kernels.cpu_conv", reason="numba is not installed")
+cpu_conv = pytest.importorskip(
+    "tinycnn.kernels.cpu_conv", reason="numba or threadpoolctl is not installed"
+)
 threadpoolctl = pytest.importorskip("threadpoolctl")
 
 CASES = [

@@ -151,3 +151,31 @@ def test_model_fuses_both_convolution_pooling_pairs():
     with kernels.use_fast_kernels(False):
         model.forward(x)
         assert model._steps == model.layers
+
+
+def test_without_numba_tinycnn_warns_and_trains_on_the_reference_kernels():
+    """numba missing: import warns once, says what to install, and training still works."""
+    import subprocess
+    import sys
+
+    script = """
+import sys, warnings
+sys.modules["numba"] = None  # as if numba were not installed
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    import tinycnn
+assert any("pip install numba" in str(w.message) for w in caught), [str(w.message) for w in caught]
+import numpy as np
+from tinycnn import kernels
+from tinycnn.training import train_step
+assert not kernels.fast_kernels_available()
+model = tinycnn.models.fashion_mnist_cnn(seed=0)
+model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+x = np.random.default_rng(0).random((4, 28, 28, 1), dtype=np.float32)
+loss, _ = train_step(model, x, np.arange(4))
+assert np.isfinite(float(loss)) and model._steps == model.layers  # nothing fused
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"

@@ -1,10 +1,12 @@
-"""Array kernels the layers call: im2col/col2im, max-pooling, bias + ReLU, Adam.
+"""Array kernels the layers call: convolution (im2col/col2im), max-pooling, bias + ReLU, Adam.
 
 Each kernel has a readable reference written against ``xp`` (``reference.py``; it
-runs on NumPy and CuPy alike) and, for NumPy arrays, a compiled fast twin
-(``cpu_numba.py``). The functions below pick one: the fast twin when the arrays are
-plain NumPy arrays and numba is installed, the reference otherwise (CuPy arrays,
-or any other array type). Tests check that both give the same numbers.
+runs on NumPy and CuPy alike) and, for NumPy arrays, a fast twin: compiled loops
+(``cpu_numba.py``) and, for convolutions, the same im2col arithmetic done in
+cache-sized blocks on all cores (``cpu_conv.py``). The functions below pick one:
+the fast twin when the arrays are plain NumPy arrays and numba is installed, the
+reference otherwise (CuPy arrays, or any other array type). Tests check that both
+give the same numbers.
 
 ``use_fast_kernels(False)`` forces the reference path, to compare or to learn.
 """
@@ -20,11 +22,12 @@ from .reference import conv_output_size  # noqa: F401
 
 try:
     from . import cpu_conv, cpu_numba
-except ImportError:  # numba missing or broken: everything still works, only slower
+except ImportError as error:  # numba or threadpoolctl missing: all still works, only slower
     cpu_numba = cpu_conv = None
     warnings.warn(
-        "numba is not available: tinycnn uses its plain NumPy kernels on the CPU, which are "
-        "several times slower. Install numba (pip install numba) for the fast path.",
+        f"tinycnn's fast CPU kernels are off ({error}): it uses its plain NumPy kernels, "
+        "which are several times slower. Install numba and threadpoolctl "
+        "(pip install numba threadpoolctl) for the fast path.",
         RuntimeWarning,
         stacklevel=2,
     )

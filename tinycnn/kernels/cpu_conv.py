@@ -72,7 +72,7 @@ _maxpool_forward = _serial(cpu_numba._maxpool_forward)
 
 _pool = {"executor": None, "size": 0, "pid": None}
 _scratch = threading.local()  # each thread's work arrays, reused from call to call
-_blas = {}
+_blas = {"lock": threading.Lock(), "users": 0}
 
 
 def _work_array(name: str, rows: int, cols: int, dtype):
@@ -86,18 +86,27 @@ def _work_array(name: str, rows: int, cols: int, dtype):
 
 @contextlib.contextmanager
 def _one_blas_thread():
-    """Make every BLAS call single-threaded for a while, then restore the old counts."""
-    if "libs" not in _blas:  # finding the loaded BLAS libraries takes ~1 ms: do it once
-        _blas["libs"] = ThreadpoolController().select(user_api="blas").lib_controllers
-    libs = _blas["libs"]
-    saved = [lib.num_threads for lib in libs]
-    for lib in libs:
-        lib.set_num_threads(1)
+    """Make every BLAS call single-threaded for a while, then restore the old counts.
+
+    Counted, so that two convolutions running at once (say, two models trained in
+    two threads) do not restore the count while the other still needs it at 1.
+    """
+    with _blas["lock"]:
+        if "libs" not in _blas:  # finding the loaded BLAS libraries takes ~1 ms: do it once
+            _blas["libs"] = ThreadpoolController().select(user_api="blas").lib_controllers
+        if _blas["users"] == 0:
+            _blas["saved"] = [lib.num_threads for lib in _blas["libs"]]
+            for lib in _blas["libs"]:
+                lib.set_num_threads(1)
+        _blas["users"] += 1
     try:
         yield
     finally:
-        for lib, n in zip(libs, saved, strict=True):
-            lib.set_num_threads(n)
+        with _blas["lock"]:
+            _blas["users"] -= 1
+            if _blas["users"] == 0:
+                for lib, n in zip(_blas["libs"], _blas["saved"], strict=True):
+                    lib.set_num_threads(n)
 
 
 def _check_pool(threads: int) -> None:
