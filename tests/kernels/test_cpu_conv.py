@@ -43,6 +43,16 @@ def threads(request):
     numba.set_num_threads(previous)
 
 
+def assert_gradients_agree(fast, ref, dtype, tol):
+    """(dkernel, dbias, dx) of the fast path against the reference's; None must match None."""
+    for got, want in zip(fast, ref, strict=True):
+        if want is None:
+            assert got is None
+        else:
+            assert got.shape == want.shape and got.dtype == dtype
+            np.testing.assert_allclose(got, want, rtol=10 * tol, atol=10 * tol)
+
+
 def _case(shape, ksize, relu, bias, dtype, seed=0):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(shape).astype(dtype)
@@ -67,12 +77,7 @@ def test_forward_and_backward_match_reference(
     for input_grad in (True, False):
         fast = cpu_conv.conv2d_backward(x, kernel, ref_y, dy, relu, bias, stride, input_grad)
         ref = reference.conv2d_backward(x, kernel, ref_y, dy, relu, bias, stride, input_grad)
-        for got, want in zip(fast, ref, strict=True):
-            if want is None:
-                assert got is None
-            else:
-                assert got.shape == want.shape and got.dtype == dtype
-                np.testing.assert_allclose(got, want, rtol=10 * tol, atol=10 * tol)
+        assert_gradients_agree(fast, ref, dtype, tol)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -101,12 +106,7 @@ def test_fused_conv_relu_pool_matches_reference(
     dy = rng.standard_normal(out.shape).astype(dtype)
     fast = cpu_conv.conv_relu_pool_backward(x, kernel, dy, out, arg, pool, pool, input_grad)
     ref = reference.conv_relu_pool_backward(x, kernel, dy, ref_out, ref_arg, pool, pool, input_grad)
-    for got, want in zip(fast, ref, strict=True):
-        if want is None:
-            assert got is None
-        else:
-            assert got.shape == want.shape and got.dtype == dtype
-            np.testing.assert_allclose(got, want, rtol=10 * tol, atol=10 * tol)
+    assert_gradients_agree(fast, ref, dtype, tol)
 
 
 def test_blas_thread_count_is_restored_even_after_an_error(threads, monkeypatch):
