@@ -16,6 +16,11 @@ Here the same arithmetic is done in a different order:
   images into a small im2col matrix that fits in its L2 cache, multiplies it
   straight away and moves on. The big matrix never exists.
 
+A convolution followed by ReLU and max-pooling (``conv_relu_pool_*``, used by
+models/fusion.py) goes one step further: each block's convolution output is pooled
+while it is still in cache, so the full output never goes to memory at all, and
+backward rebuilds its gradient from the pooled one block by block.
+
 The threads really run at the same time: NumPy's ``matmul`` and the compiled
 kernels below (``nogil=True``) release Python's GIL. Meanwhile the BLAS library is
 told to use one thread per call (through ``threadpoolctl``): otherwise each
@@ -42,8 +47,9 @@ from threadpoolctl import ThreadpoolController
 
 from . import cpu_numba
 
-#: Bytes of one block's im2col matrix (7 images of the seed network's second
-#: convolution). Smaller blocks stay closer to the core but make smaller, less
+#: Bytes of a block's largest work array: its im2col matrix, or its convolution
+#: output if that is wider (7 images of the seed network's second convolution, 12 of
+#: its first). Smaller blocks stay closer to the core but make smaller, less
 #: efficient matrix multiplies; benchmarks/conv_block_size.py measures the trade-off
 #: (docs/performance.md has the numbers that chose this value).
 BLOCK_BYTES = 2 << 20
