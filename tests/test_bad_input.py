@@ -286,8 +286,8 @@ def test_labels_with_the_wrong_shape(shape):
     with pytest.raises(
         ValueError,
         match=re.escape(
-            f"SoftmaxCrossEntropy: expected labels of shape (3,) to match the logits (3, 10), "
-            f"got {shape}"
+            f"SoftmaxCrossEntropy: expected labels of shape (3,), one label for each of the "
+            f"3 samples, got {shape}."
         ),
     ):
         SoftmaxCrossEntropy().forward(logits(), np.zeros(shape, dtype="int64"))

@@ -14,6 +14,30 @@ from __future__ import annotations
 from ..backend import get_array_module
 
 
+def check_class_labels(labels, n_samples: int, n_classes: int, who: str, name: str = "labels"):
+    """Raise a clear error unless ``labels`` are integer class labels, shape (n_samples,),
+    each in [0, n_classes). ``who`` and ``name`` say where the error came from
+    ("SoftmaxCrossEntropy" and "labels", or "fit" and "y")."""
+    if not hasattr(labels, "dtype") or labels.dtype.kind not in "iu":
+        got = getattr(labels, "dtype", type(labels).__name__)
+        raise TypeError(
+            f"{who}: expected integer class labels of shape (N,), got {got}. "
+            f"One-hot labels? Use {name}.argmax(axis=1)."
+        )
+    if tuple(labels.shape) != (n_samples,):
+        raise ValueError(
+            f"{who}: expected {name} of shape ({n_samples},), one label for each of the "
+            f"{n_samples} samples, got {tuple(labels.shape)}."
+        )
+    if labels.size:
+        low, high = int(labels.min()), int(labels.max())
+        if low < 0 or high >= n_classes:
+            raise ValueError(
+                f"{who}: {name} must lie in [0, {n_classes - 1}] for {n_classes} classes, "
+                f"got values from {low} to {high}."
+            )
+
+
 class SoftmaxCrossEntropy:
     """Mean softmax cross-entropy of logits ``(N, C)`` against labels ``(N,)`` in [0, C).
 
@@ -64,22 +88,6 @@ class SoftmaxCrossEntropy:
             )
         if logits.dtype.kind != "f":
             raise TypeError(f"SoftmaxCrossEntropy: expected float logits, got {logits.dtype}.")
-        if not hasattr(labels, "dtype") or labels.dtype.kind not in "iu":
-            got = getattr(labels, "dtype", type(labels).__name__)
-            raise TypeError(
-                "SoftmaxCrossEntropy: expected integer class labels of shape (N,), "
-                f"got {got}. One-hot labels? Use labels.argmax(axis=1)."
-            )
-        if labels.shape != (logits.shape[0],):
-            raise ValueError(
-                f"SoftmaxCrossEntropy: expected labels of shape ({logits.shape[0]},) to match "
-                f"the logits {tuple(logits.shape)}, got {tuple(labels.shape)}."
-            )
-        n_classes = logits.shape[1]
-        if labels.size and (int(labels.min()) < 0 or int(labels.max()) >= n_classes):
-            raise ValueError(
-                f"SoftmaxCrossEntropy: labels must lie in [0, {n_classes - 1}] for {n_classes} "
-                f"classes, got values from {int(labels.min())} to {int(labels.max())}."
-            )
+        check_class_labels(labels, logits.shape[0], logits.shape[1], "SoftmaxCrossEntropy")
         if not bool(xp.isfinite(logits).all()):
             raise ValueError("SoftmaxCrossEntropy: the logits contain NaN or infinite values.")

@@ -25,6 +25,7 @@ import time
 import numpy
 
 from .. import backend, losses, optimizers
+from ..losses.softmax_cross_entropy import check_class_labels
 from .callbacks import History
 from .progress import EpochProgress
 
@@ -80,15 +81,6 @@ def _check_data(model, x, y, what: str):
             f"{what}: x must hold floats, got {x.dtype}. Scale uint8 images with "
             "tinycnn.preprocessing.prepare_images(x) (to [0, 1], with a channel axis)."
         )
-    if y is not None:
-        y = backend.to_numpy(y) if backend.backend_of(y) != "numpy" else numpy.asarray(y)
-        if y.dtype.kind not in "iu":
-            raise TypeError(
-                f"{what}: y must hold integer class labels, got {y.dtype}. One-hot labels? "
-                "Use y.argmax(axis=1)."
-            )
-        if y.shape != (x.shape[0],):
-            raise ValueError(f"{what}: x has {x.shape[0]} samples but y has shape {y.shape}.")
     if not model.built:
         model.build(x.shape[1:])
     if tuple(x.shape[1:]) != tuple(model.input_shape):
@@ -99,13 +91,10 @@ def _check_data(model, x, y, what: str):
     xp = backend.get_array_module(x)
     if not bool(xp.isfinite(x).all()):
         raise ValueError(f"{what}: x contains NaN or infinite values.")
-    if y is not None and y.size:
-        classes = model.output_shapes()[-1][-1]
-        if y.min() < 0 or y.max() >= classes:
-            raise ValueError(
-                f"{what}: labels must lie in [0, {classes - 1}], got values from "
-                f"{y.min()} to {y.max()}."
-            )
+    if y is not None:
+        y = backend.to_numpy(y) if backend.backend_of(y) != "numpy" else numpy.asarray(y)
+        # the loss's own rules, checked once here rather than at every step
+        check_class_labels(y, x.shape[0], model.output_shapes()[-1][-1], what, "y")
     return x, y
 
 
