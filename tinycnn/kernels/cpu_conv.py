@@ -48,11 +48,11 @@ from threadpoolctl import ThreadpoolController
 from . import cpu_numba
 
 #: Bytes of a block's largest work array: its im2col matrix, or its convolution
-#: output if that is wider (7 images of the seed network's second convolution, 12 of
+#: output if that is wider (3 images of the seed network's second convolution, 6 of
 #: its first). Smaller blocks stay closer to the core but make smaller, less
 #: efficient matrix multiplies; benchmarks/conv_block_size.py measures the trade-off
 #: (docs/performance.md has the numbers that chose this value).
-BLOCK_BYTES = 2 << 20
+BLOCK_BYTES = 1 << 20
 
 
 def _serial(parallel_kernel):
