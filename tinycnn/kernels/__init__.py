@@ -55,9 +55,10 @@ def is_fast(array) -> bool:
     return _state["fast"] and backend.is_numpy(array)
 
 
-def _impl(array):
-    """The module whose kernel should process ``array``."""
-    return cpu_numba if is_fast(array) else reference
+def _impl(array, fast_module=None):
+    """The module whose kernel should process ``array``: ``fast_module`` (by default
+    cpu_numba) for plain NumPy arrays with the fast kernels on, else the reference."""
+    return (fast_module or cpu_numba) if is_fast(array) else reference
 
 
 def im2col(x, kh, kw, stride=1, out=None):
@@ -96,22 +97,22 @@ def adam_update(param, grad, m, v, lr_t, beta_1, beta_2, epsilon):
     return _impl(param).adam_update(param, grad, m, v, lr_t, beta_1, beta_2, epsilon)
 
 
+# for convolutions the fast twin is the cache-blocked, batch-split cpu_conv.py
 def conv2d_forward(x, kernel, bias, relu, stride=1):
-    # the cache-blocked, batch-split convolution of cpu_conv.py is the fast twin here
-    return (cpu_conv if is_fast(x) else reference).conv2d_forward(x, kernel, bias, relu, stride)
+    return _impl(x, cpu_conv).conv2d_forward(x, kernel, bias, relu, stride)
 
 
 def conv2d_backward(x, kernel, y, dy, relu, with_bias, stride, input_grad):
-    impl = cpu_conv if is_fast(dy) else reference
+    impl = _impl(dy, cpu_conv)
     return impl.conv2d_backward(x, kernel, y, dy, relu, with_bias, stride, input_grad)
 
 
 def conv_relu_pool_forward(x, kernel, bias, ph, pw):
-    return (cpu_conv if is_fast(x) else reference).conv_relu_pool_forward(x, kernel, bias, ph, pw)
+    return _impl(x, cpu_conv).conv_relu_pool_forward(x, kernel, bias, ph, pw)
 
 
 def conv_relu_pool_backward(x, kernel, dy, out, argmax, ph, pw, input_grad):
-    impl = cpu_conv if is_fast(dy) else reference
+    impl = _impl(dy, cpu_conv)
     return impl.conv_relu_pool_backward(x, kernel, dy, out, argmax, ph, pw, input_grad)
 
 

@@ -179,19 +179,14 @@ def adam_update(param, grad, m, v, lr_t: float, beta_1: float, beta_2: float, ep
 
 def conv_relu_pool_forward(x, kernel, bias, ph: int, pw: int):
     """Conv2D (stride 1, 'valid', ReLU) followed by MaxPooling2D (stride = pool), composed
-    from the kernels above: the reference for the fused fast kernel.
+    from the kernels here: the reference for the fused fast kernel.
 
     Args:
         x: ``(N, H, W, C)``; kernel: ``(kh, kw, C, F)``; bias: ``(F,)`` or None.
     Returns:
         ``(out, argmax)`` of the pooling, each ``(N, Hp, Wp, F)``.
     """
-    xp = get_array_module(x)
-    n, h, w, c = x.shape
-    kh, kw, _, f = kernel.shape
-    cols = im2col(x, kh, kw, 1)
-    z = bias_relu(cols @ kernel.reshape(-1, f), bias, True)
-    return maxpool_forward(xp.reshape(z, (n, h - kh + 1, w - kw + 1, f)), ph, pw, ph, pw)
+    return maxpool_forward(conv2d_forward(x, kernel, bias, True), ph, pw, ph, pw)
 
 
 def conv_relu_pool_backward(x, kernel, dy, out, argmax, ph: int, pw: int, input_grad: bool):
@@ -199,14 +194,12 @@ def conv_relu_pool_backward(x, kernel, dy, out, argmax, ph: int, pw: int, input_
 
     Returns ``(dkernel, dbias, dx)`` (``dx`` is None unless ``input_grad``).
     """
-    n, h, w, c = x.shape
+    n, h, w, _ = x.shape
     kh, kw, _, f = kernel.shape
     conv_shape = (n, h - kh + 1, w - kw + 1, f)
     # ReLU's mask at the winners is out > 0: the pooled value is the winner's value
     dz = maxpool_backward(dy * (out > 0), argmax, conv_shape, ph, pw, ph, pw).reshape(-1, f)
-    cols = im2col(x, kh, kw, 1)
-    dkernel = (cols.T @ dz).reshape(kernel.shape)
-    dx = col2im(dz @ kernel.reshape(-1, f).T, x.shape, kh, kw, 1) if input_grad else None
+    dkernel, dx = _conv2d_backward_linear(x, kernel, dz, 1, input_grad)
     return dkernel, dz.sum(axis=0), dx
 
 
@@ -236,12 +229,23 @@ def conv2d_backward(x, kernel, y, dy, relu: bool, with_bias: bool, stride: int, 
     rather than kept from the forward pass: a cheap pass instead of holding a matrix
     kh*kw times the size of ``x`` in memory between the two passes.
     """
-    kh, kw, _, f = kernel.shape
+    f = kernel.shape[3]
     dz, dbias = bias_relu_backward(dy.reshape(-1, f), y.reshape(-1, f), relu, with_bias)
+    dkernel, dx = _conv2d_backward_linear(x, kernel, dz, stride, input_grad)
+    return dkernel, dbias, dx
+
+
+def _conv2d_backward_linear(x, kernel, dz, stride: int, input_grad: bool):
+    """The convolution's own (linear) part of backward, from ``dz`` (N*Ho*Wo, F), the
+    gradient with respect to its output before bias and activation.
+
+    Returns ``(dkernel, dx)``, ``dx`` None unless ``input_grad``.
+    """
+    kh, kw, _, f = kernel.shape
     cols = im2col(x, kh, kw, stride)  # (N*Ho*Wo, kh*kw*C)
     dkernel = (cols.T @ dz).reshape(kernel.shape)  # (kh, kw, C, F)
     dx = None
     if input_grad:
         dcols = dz @ kernel.reshape(-1, f).T  # (N*Ho*Wo, kh*kw*C)
         dx = col2im(dcols, x.shape, kh, kw, stride)
-    return dkernel, dbias, dx
+    return dkernel, dx
