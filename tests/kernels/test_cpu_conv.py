@@ -29,7 +29,17 @@ def block_bytes(request, monkeypatch):
     """Run each test with tiny blocks (many blocks per thread) and the default."""
     if request.param == "1 image per block":
         monkeypatch.setattr(cpu_conv, "BLOCK_BYTES", 1)
+        monkeypatch.setattr(cpu_conv, "WINOGRAD_BLOCK_BYTES", 1)
     return cpu_conv.BLOCK_BYTES
+
+
+@pytest.fixture(params=["im2col", "winograd"])
+def algorithm(request, monkeypatch):
+    """Run each test with im2col only, and with Winograd for every 3x3 convolution it
+    can do (whatever the channel count; the others still go through im2col)."""
+    min_channels = 1 if request.param == "winograd" else 10**9
+    monkeypatch.setattr(cpu_conv, "WINOGRAD_MIN_CHANNELS", min_channels)
+    return request.param
 
 
 @pytest.fixture(params=[1, 2])
@@ -64,7 +74,7 @@ def _case(shape, ksize, relu, bias, dtype, seed=0):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape,ksize,stride,relu,bias", CASES)
 def test_forward_and_backward_match_reference(
-    shape, ksize, stride, relu, bias, dtype, block_bytes, threads
+    shape, ksize, stride, relu, bias, dtype, block_bytes, threads, algorithm
 ):
     rng, x, kernel, b = _case(shape, ksize, relu, bias, dtype)
     y = cpu_conv.conv2d_forward(x, kernel, b, relu, stride)
@@ -92,7 +102,7 @@ def test_forward_and_backward_match_reference(
     ],
 )
 def test_fused_conv_relu_pool_matches_reference(
-    shape, filters, pool, bias, input_grad, dtype, block_bytes, threads
+    shape, filters, pool, bias, input_grad, dtype, block_bytes, threads, algorithm
 ):
     rng = np.random.default_rng(6)
     x = rng.standard_normal(shape).astype(dtype)
@@ -145,4 +155,46 @@ def test_conv2d_layer_uses_it_and_passes_gradient_check():
     layer = Conv2D(3, 3, strides=2, padding="same", activation="relu")
     x = np.random.default_rng(4).standard_normal((3, 7, 6, 2))
     report = gradcheck(layer, x, h=1e-4, seed=5)  # h: see tests/layers/test_conv2d.py
+    assert report.max_rel_error < 1e-7, report
+
+
+def test_winograd_goes_where_it_pays():
+    """The seed network's second convolution (64 channels in) uses Winograd; its first
+    (1 channel in) and any convolution it cannot do (odd output, stride 2) use im2col."""
+    x2, k2 = np.zeros((2, 13, 13, 64), np.float32), np.zeros((3, 3, 64, 64), np.float32)
+    x1, k1 = np.zeros((2, 28, 28, 1), np.float32), np.zeros((3, 3, 1, 64), np.float32)
+    assert isinstance(cpu_conv._linear_part(x2, k2, 1, (10, 10)), cpu_conv._WinogradConv)
+    assert isinstance(cpu_conv._linear_part(x2, k2, 1, (11, 11)), cpu_conv._Im2colConv)
+    assert isinstance(cpu_conv._linear_part(x2, k2, 2, (6, 6)), cpu_conv._Im2colConv)
+    assert isinstance(cpu_conv._linear_part(x1, k1, 1, (26, 26)), cpu_conv._Im2colConv)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_seed_network_second_pair_by_winograd(dtype):
+    """At full size (64 channels in and out, Glorot-sized weights), Winograd's float32
+    results stay within a few float32 roundings of the reference's."""
+    rng = np.random.default_rng(7)
+    x = rng.random((6, 13, 13, 64)).astype(dtype)
+    kernel = rng.uniform(-0.07, 0.07, (3, 3, 64, 64)).astype(dtype)  # Glorot: +-sqrt(6/1152)
+    b = (0.1 * rng.standard_normal(64)).astype(dtype)
+    out, arg = cpu_conv.conv_relu_pool_forward(x, kernel, b, 2, 2)
+    ref_out, ref_arg = reference.conv_relu_pool_forward(x, kernel, b, 2, 2)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(out, ref_out, rtol=tol, atol=tol)
+    dy = rng.standard_normal(out.shape).astype(dtype)
+    fast = cpu_conv.conv_relu_pool_backward(x, kernel, dy, out, arg, 2, 2, True)
+    ref = reference.conv_relu_pool_backward(x, kernel, dy, ref_out, ref_arg, 2, 2, True)
+    for got, want in zip(fast, ref, strict=True):  # relative to each array's own scale
+        scale = np.abs(want).max()
+        np.testing.assert_allclose(got / scale, want / scale, rtol=0, atol=10 * tol)
+
+
+def test_winograd_conv2d_layer_passes_gradient_check(monkeypatch, float64):
+    monkeypatch.setattr(cpu_conv, "WINOGRAD_MIN_CHANNELS", 1)
+    layer = Conv2D(3, 3, activation="relu")
+    x = np.random.default_rng(8).standard_normal((2, 8, 6, 2))  # output 6x4: whole tiles
+    layer.build(x.shape[1:])
+    assert isinstance(cpu_conv._linear_part(x, layer.params["kernel"], 1, (6, 4)),
+                      cpu_conv._WinogradConv)  # fmt: skip
+    report = gradcheck(layer, x, h=1e-4, seed=9)
     assert report.max_rel_error < 1e-7, report

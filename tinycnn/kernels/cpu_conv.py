@@ -45,7 +45,7 @@ import numba
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from . import cpu_numba
+from . import cpu_numba, winograd
 
 #: Bytes of a block's largest work array: its im2col matrix, or its convolution
 #: output if that is wider (3 images of the seed network's second convolution, 6 of
@@ -53,6 +53,16 @@ from . import cpu_numba
 #: efficient matrix multiplies; benchmarks/conv_block_size.py measures the trade-off
 #: (docs/performance.md has the numbers that chose this value).
 BLOCK_BYTES = 1 << 20
+
+#: 3x3 convolutions with at least this many input channels (and an even output
+#: size) go through Winograd's F(2x2, 3x3) instead of im2col; with fewer channels
+#: its 16 GEMMs are too thin to pay for the tile transforms (measured in
+#: docs/performance.md). A huge value turns Winograd off.
+WINOGRAD_MIN_CHANNELS = 16
+#: Bytes of a Winograd block's largest work array (its transformed tiles, 16 rows per
+#: 2x2 output tile): smaller than BLOCK_BYTES, since each block keeps two such
+#: arrays (V and M) and reads them once each.
+WINOGRAD_BLOCK_BYTES = 1 << 19
 
 
 def _serial(parallel_kernel):
@@ -149,44 +159,138 @@ def _split_batch(work, n: int) -> list:
         return [first, *(f.result() for f in futures)]
 
 
-def _block_size(ho: int, wo: int, width: int, itemsize: int) -> int:
-    """Images per block: as many as keep a block's widest work array, (Ho*Wo, width)
-    per image, within BLOCK_BYTES."""
-    return max(1, BLOCK_BYTES // (ho * wo * width * itemsize))
+def _block_size(per_image_bytes: int, block_bytes: int) -> int:
+    """Images per block: as many as keep a block's widest work array within block_bytes."""
+    return max(1, block_bytes // per_image_bytes)
 
 
-def _unfold(x, first: int, stop: int, kh: int, kw: int, stride: int, ho: int, wo: int):
-    """im2col of images first..stop-1 of x (N, H, W, C) into the calling thread's
-    work array: ((stop - first) * Ho * Wo, kh * kw * C)."""
-    n, h, w, c = stop - first, x.shape[1], x.shape[2], x.shape[3]
-    cols = _work_array("cols", n * ho * wo, kh * kw * c, x.dtype)
-    _im2col(
-        x[first:stop].reshape(n, h, w * c), kh, kw, c, stride, cols.reshape(n, ho, wo, kh, kw * c)
-    )
-    return cols
+# ---- the linear part of a convolution, on one block of images -----------------------------------
+# Two ways to compute the same thing; _linear_part picks one for each convolution.
+class _Im2colConv:
+    """z = im2col(x) @ kernel, the reference's arithmetic, on a block of images.
+
+    x: (N, H, W, C); kernel: (kh, kw, C, F); outputs: the top-left (Ho, Wo).
+    """
+
+    def __init__(self, x, kernel, stride: int, ho: int, wo: int):
+        self.x, self.stride, self.ho, self.wo = x, stride, ho, wo
+        self.kernel_shape = kernel.shape
+        kh, kw, c, f = kernel.shape
+        self.taps = kh * kw * c
+        self.w2 = np.ascontiguousarray(kernel).reshape(self.taps, f)  # (kh*kw*C, F)
+        self.block = _block_size(ho * wo * max(self.taps, f) * x.itemsize, BLOCK_BYTES)
+
+    def _unfold(self, s: int, e: int):
+        """im2col of images s..e-1 into the calling thread's work array:
+        ((e - s) * Ho * Wo, kh * kw * C)."""
+        _, h, w, c = self.x.shape
+        kh, kw, n = self.kernel_shape[0], self.kernel_shape[1], e - s
+        cols = _work_array("cols", n * self.ho * self.wo, self.taps, self.x.dtype)
+        _im2col(self.x[s:e].reshape(n, h, w * c), kh, kw, c, self.stride,
+                cols.reshape(n, self.ho, self.wo, kh, kw * c))  # fmt: skip
+        return cols
+
+    def forward(self, s: int, e: int, z):
+        """z ((e - s) * Ho * Wo, F) = the block's convolution, before bias."""
+        np.matmul(self._unfold(s, e), self.w2, out=z)
+
+    def new_kernel_grad(self):
+        return np.zeros(self.w2.shape, dtype=self.x.dtype)
+
+    def backward(self, s: int, e: int, dz, dkernel, dx):
+        """Add the block's kernel gradient to dkernel; write its dx[s:e] if dx is given."""
+        # unfolded again, not kept from the forward pass: cheap, and it is in cache
+        dkernel += self._unfold(s, e).T @ dz
+        if dx is not None:
+            _, h, w, c = self.x.shape
+            kh, kw, n = self.kernel_shape[0], self.kernel_shape[1], e - s
+            dcols = _work_array("dcols", dz.shape[0], self.taps, self.x.dtype)
+            np.matmul(dz, self.w2.T, out=dcols)
+            _col2im(dcols.reshape(n, self.ho, self.wo, kh, kw * c), kh, kw, c, self.stride,
+                    dx[s:e].reshape(n, h, w * c))  # fmt: skip
+
+    def kernel_grad(self, dkernel):
+        return dkernel.astype(self.x.dtype).reshape(self.kernel_shape)
+
+
+class _WinogradConv:
+    """The same convolution by Winograd's F(2x2, 3x3) (see winograd.py): input tiles
+    transformed, 16 GEMMs, output tiles transformed back; 2.25x fewer multiplies."""
+
+    def __init__(self, x, kernel, ho: int, wo: int):
+        self.x, self.ho, self.wo = x, ho, wo
+        self.th, self.tw = ho // 2, wo // 2
+        self.c, self.f = kernel.shape[2:]
+        # U (16, C, F) and its transpose (16, F, C), in work arrays: fresh arrays this
+        # size cost more in page faults than the transform itself (150 vs 30 us)
+        self.u = winograd.kernel_transform(
+            kernel,
+            out=_work_array("U", 16, self.c * self.f, kernel.dtype).reshape(16, self.c, self.f),
+        )
+        self.ut = _work_array("Ut", 16, self.c * self.f, kernel.dtype).reshape(16, self.f, self.c)
+        np.copyto(self.ut, self.u.transpose(0, 2, 1))  # a view would do, but 1.5x slower GEMMs
+        per_image = 16 * self.th * self.tw * max(self.c, self.f) * x.itemsize
+        self.block = _block_size(per_image, WINOGRAD_BLOCK_BYTES)
+
+    def _work(self, name: str, s: int, e: int, width: int):
+        """A (16, (e - s) * Th * Tw, width) work array: one row per tile, per position."""
+        rows = (e - s) * self.th * self.tw
+        return _work_array(name, 16, rows * width, self.x.dtype).reshape(16, rows, width)
+
+    def _input_tiles(self, s: int, e: int):
+        v = self._work("winograd V", s, e, self.c)
+        winograd.input_tiles(self.x[s:e], self.th, self.tw, v)
+        return v
+
+    def forward(self, s: int, e: int, z):
+        m = self._work("winograd M", s, e, self.f)
+        np.matmul(self._input_tiles(s, e), self.u, out=m)  # M[e] = V[e] @ U[e]
+        winograd.output_tiles(m, z.reshape(e - s, self.ho, self.wo, self.f))
+
+    def new_kernel_grad(self):
+        return np.zeros(self.u.shape, dtype=self.x.dtype)  # dU
+
+    def backward(self, s: int, e: int, dz, du, dx):
+        v = self._input_tiles(s, e)  # recomputed, as im2col's columns are
+        dm = self._work("winograd dM", s, e, self.f)
+        winograd.output_grad_tiles(dz.reshape(e - s, self.ho, self.wo, self.f), dm)
+        du_block = _work_array("winograd dU", 16, self.c * self.f, self.x.dtype)
+        du += np.matmul(v.transpose(0, 2, 1), dm, out=du_block.reshape(self.u.shape))
+        if dx is not None:
+            dv = np.matmul(dm, self.ut, out=v)  # dV[e] = dM[e] @ U[e]^T; V is used up: reuse it
+            winograd.input_grad_tiles(dv, self.th, self.tw, dx[s:e])
+
+    def kernel_grad(self, du):
+        return winograd.kernel_grad(du)
+
+
+def _linear_part(x, kernel, stride: int, out_hw):
+    """The fastest of the two for this convolution: Winograd where it applies."""
+    if winograd.applies(kernel.shape, stride, out_hw, WINOGRAD_MIN_CHANNELS):
+        return _WinogradConv(x, kernel, *out_hw)
+    return _Im2colConv(x, kernel, stride, *out_hw)
 
 
 # ---- the two block loops every convolution here shares ----------------------------------------
 def _forward_blocks(x, kernel, stride: int, finish, into=None, out_hw=None):
-    """Convolution block by block: for each block of images [s, e), unfold, multiply
-    by the kernel into z ((e - s) * Ho * Wo, F) and hand it to ``finish(s, e, z)``,
+    """Convolution block by block: for each block of images [s, e), compute the
+    convolution into z ((e - s) * Ho * Wo, F) and hand it to ``finish(s, e, z)``,
     which adds the bias, applies the activation and stores the block's result.
     z is a work array, or the block's rows of ``into`` (N, Ho, Wo, F) if given.
     ``out_hw`` = (Ho, Wo) computes only the top-left Ho x Wo outputs (default: all)."""
-    n, h, w, c = x.shape
+    n, h, w, _ = x.shape
     kh, kw, _, f = kernel.shape
     ho, wo = out_hw or ((h - kh) // stride + 1, (w - kw) // stride + 1)
-    w2 = np.ascontiguousarray(kernel).reshape(kh * kw * c, f)  # (kh*kw*C, F)
-    block = _block_size(ho, wo, max(kh * kw * c, f), x.itemsize)
+    conv = _linear_part(x, kernel, stride, (ho, wo))
 
     def work(first, stop):
-        for s in range(first, stop, block):
-            e = min(s + block, stop)
+        for s in range(first, stop, conv.block):
+            e = min(s + conv.block, stop)
             if into is None:
                 z = _work_array("z", (e - s) * ho * wo, f, x.dtype)
             else:
                 z = into[s:e].reshape(-1, f)
-            np.matmul(_unfold(x, s, e, kh, kw, stride, ho, wo), w2, out=z)
+            conv.forward(s, e, z)
             finish(s, e, z)
 
     _split_batch(work, n)
@@ -200,32 +304,26 @@ def _backward_blocks(x, kernel, stride: int, out_hw, start_grad, input_grad: boo
 
     Returns ``(dkernel, dbias, dx)`` (dx None unless ``input_grad``).
     """
-    n, h, w, c = x.shape
-    kh, kw, _, f = kernel.shape
-    (ho, wo), taps = out_hw, kh * kw * c
-    w2t = np.ascontiguousarray(kernel).reshape(taps, f).T  # (F, taps), a view
+    n = x.shape[0]
+    f = kernel.shape[3]
+    (ho, wo) = out_hw
+    conv = _linear_part(x, kernel, stride, out_hw)
     dx = np.empty(x.shape, dtype=x.dtype) if input_grad else None
-    block = _block_size(ho, wo, max(taps, f), x.itemsize)
 
     def work(first, stop):
-        # this share's dkernel and dbias, summed block by block in float64
-        dkernel = np.zeros((taps, f), dtype=np.float64)
-        dbias = np.zeros(f, dtype=np.float64)
-        for s in range(first, stop, block):
-            e = min(s + block, stop)
+        # this share's kernel and bias gradients, summed block by block (the kernel's in
+        # x's dtype: a float64 sum cost 10 us per block to convert, for no measurable gain
+        # over the float32 rounding inside each block's GEMM)
+        dkernel, dbias = conv.new_kernel_grad(), np.zeros(f, dtype=np.float64)
+        for s in range(first, stop, conv.block):
+            e = min(s + conv.block, stop)
             dz = _work_array("dz", (e - s) * ho * wo, f, x.dtype)
             start_grad(s, e, dz, dbias)
-            # unfolded again, not kept from the forward pass: cheap, and it is in cache
-            dkernel += _unfold(x, s, e, kh, kw, stride, ho, wo).T @ dz
-            if input_grad:
-                dcols = _work_array("dcols", dz.shape[0], taps, x.dtype)
-                np.matmul(dz, w2t, out=dcols)
-                _col2im(dcols.reshape(e - s, ho, wo, kh, kw * c), kh, kw, c, stride,
-                        dx[s:e].reshape(e - s, h, w * c))  # fmt: skip
+            conv.backward(s, e, dz, dkernel, dx)
         return dkernel, dbias
 
     shares = _split_batch(work, n)
-    dkernel = sum(k for k, _ in shares).astype(x.dtype).reshape(kernel.shape)
+    dkernel = conv.kernel_grad(sum(k for k, _ in shares))
     return dkernel, sum(b for _, b in shares).astype(x.dtype), dx
 
 
