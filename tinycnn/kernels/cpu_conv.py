@@ -58,7 +58,7 @@ BLOCK_BYTES = 1 << 20
 #: size) go through Winograd's F(2x2, 3x3) instead of im2col; with fewer channels
 #: its 16 GEMMs are too thin to pay for the tile transforms (measured in
 #: docs/performance.md). A huge value turns Winograd off.
-WINOGRAD_MIN_CHANNELS = 16
+WINOGRAD_MIN_CHANNELS = 32
 #: Bytes of a Winograd block's largest work array (its transformed tiles, 16 rows per
 #: 2x2 output tile): smaller than BLOCK_BYTES, since each block keeps two such
 #: arrays (V and M) and reads them once each.
