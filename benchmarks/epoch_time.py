@@ -36,7 +36,8 @@ How the timing works:
 
 The "matmul floor" row times only the matrix multiplies one training step needs
 (im2col convolutions and dense layers, forward and backward) with NumPy's BLAS:
-no framework can be much faster than that on the same BLAS and threads.
+no framework doing that arithmetic can be much faster on the same BLAS and threads
+(tinycnn does less of it: Winograd and the pooled-region crop, docs/performance.md).
 
 Also measured, each in its own worker: predict throughput (10,000 images, batch
 1000), the peak memory (RSS) of every training worker, and tinycnn's training

@@ -21,15 +21,21 @@ models/fusion.py) goes one step further: each block's convolution output is pool
 while it is still in cache, so the full output never goes to memory at all, and
 backward rebuilds its gradient from the pooled one block by block.
 
+How a block is convolved is the job of one of two small classes: ``_Im2colConv``
+(im2col and one GEMM, as the reference) or, for 3x3 kernels with many input
+channels, ``_WinogradConv`` (Winograd's F(2x2, 3x3), winograd.py: 2.25x fewer
+multiplies). ``_linear_part`` picks one per convolution; the block loops, threads
+and fusions around them are the same for both.
+
 The threads really run at the same time: NumPy's ``matmul`` and the compiled
 kernels below (``nogil=True``) release Python's GIL. Meanwhile the BLAS library is
 told to use one thread per call (through ``threadpoolctl``): otherwise each
 thread's small matrix multiply would spread over all cores again and the threads
 would queue for each other (measured: 1.5-2x slower than one big multiply).
 
-The results equal the reference's up to the order of floating-point additions:
-``dkernel`` and ``dbias`` are summed block by block (tests/kernels checks both
-paths agree and that gradients pass the gradient checks). Numbers in
+The results equal the reference's up to rounding: ``dkernel`` and ``dbias`` are
+summed block by block, and Winograd multiplies in another order (tests/kernels
+checks both paths agree and that gradients pass the gradient checks). Numbers in
 docs/performance.md.
 """
 
@@ -48,8 +54,8 @@ from threadpoolctl import ThreadpoolController
 from . import cpu_numba, winograd
 
 #: Bytes of a block's largest work array: its im2col matrix, or its convolution
-#: output if that is wider (3 images of the seed network's second convolution, 6 of
-#: its first). Smaller blocks stay closer to the core but make smaller, less
+#: output if that is wider (6 images of the seed network's first convolution, whose
+#: output is the wider). Smaller blocks stay closer to the core but make smaller, less
 #: efficient matrix multiplies; benchmarks/conv_block_size.py measures the trade-off
 #: (docs/performance.md has the numbers that chose this value).
 BLOCK_BYTES = 1 << 20
@@ -59,9 +65,10 @@ BLOCK_BYTES = 1 << 20
 #: its 16 GEMMs are too thin to pay for the tile transforms (measured in
 #: docs/performance.md). A huge value turns Winograd off.
 WINOGRAD_MIN_CHANNELS = 32
-#: Bytes of a Winograd block's largest work array (its transformed tiles, 16 rows per
-#: 2x2 output tile): smaller than BLOCK_BYTES, since each block keeps two such
-#: arrays (V and M) and reads them once each.
+#: Bytes of a Winograd block's largest work array, its transformed tiles (16 rows of
+#: C numbers per 2x2 output tile): 5 images of the seed network's second convolution.
+#: Measured flat within 1% from 512 to 896 KB, 3-6% slower at 256 KB or 1-2 MB
+#: (``benchmarks/conv_block_size.py --winograd``).
 WINOGRAD_BLOCK_BYTES = 1 << 19
 
 

@@ -263,22 +263,35 @@ def bias_relu_backward(dy, y, relu: bool, with_bias: bool, out=None):
 
 # ---- Adam ----------------------------------------------------------------------------------------------
 @_jit
-def _adam(p, g, m, v, lr_t, b1, b2, eps):
+def _adam(p, g, m, v, lr_t, b1, b2, eps, tiny):
     # (1 - b1) etc. are computed once, in the array's precision: a float64 constant
     # here would turn the whole loop into slower float64 arithmetic.
     one = p.dtype.type(1.0)
+    zero = p.dtype.type(0.0)
     c1, c2 = one - b1, one - b2
     for k in prange(p.size):
         gk = g[k]
         mk = b1 * m[k] + c1 * gk
         vk = b2 * v[k] + c2 * (gk * gk)
+        # Flush to zero moments that fall below the smallest normal number (tiny).
+        # A weight whose gradient stays 0 (a dead ReLU unit's) has its m shrink by
+        # beta_1 every step, through the subnormal range: x86 CPUs compute with
+        # subnormal numbers 50-100x slower. Measured on the seed network: after one
+        # epoch 14% of the dense layer's m was subnormal, and this update took 3.0
+        # instead of 0.8 ms. Such an m moves its weight by less than 1e-30 anyway
+        # (TensorFlow flushes them too: it runs with the CPU's flush-to-zero mode).
+        if abs(mk) < tiny:
+            mk = zero
+        if vk < tiny:
+            vk = zero
         m[k] = mk
         v[k] = vk
         p[k] -= lr_t * (mk / (np.sqrt(vk) + eps))
 
 
 def adam_update(param, grad, m, v, lr_t, beta_1, beta_2, epsilon):
-    """Same contract as ``reference.adam_update`` (in place on param, m, v)."""
+    """Same contract as ``reference.adam_update`` (in place on param, m, v), except that
+    m and v values below the dtype's smallest normal number become 0 (see _adam)."""
     t = param.dtype.type
     _adam(
         param.reshape(-1),
@@ -289,4 +302,5 @@ def adam_update(param, grad, m, v, lr_t, beta_1, beta_2, epsilon):
         t(beta_1),
         t(beta_2),
         t(epsilon),
+        t(np.finfo(param.dtype).tiny),
     )
