@@ -96,6 +96,17 @@ def step_name(step) -> str:
     return f"{step.conv.name}+{step.pool.name}" if isinstance(step, ConvReluPool) else step.name
 
 
+def fused_algorithm(step, shapes: dict) -> str:
+    """How the fused pair's convolution runs on the CPU: "im2col" or "winograd"
+    (kernels/cpu_conv.py; it computes only the outputs the pooling windows cover)."""
+    from tinycnn.kernels import cpu_conv
+
+    h, w, _ = shapes[step.conv.name]
+    ph, pw = step.pool.pool_size
+    kernel_shape = step.conv.params["kernel"].shape
+    return cpu_conv.conv_algorithm(kernel_shape, 1, (h // ph * ph, w // pw * pw))
+
+
 def profiled_step(model, x, y, watch: Stopwatch) -> None:
     """One training step, exactly as ``train_step`` does it (with the same fused
     layer pairs as ``Sequential.forward``), every piece timed."""
@@ -136,7 +147,7 @@ def table_rows(model, x, medians: dict) -> list[dict]:
     for step in steps:
         if isinstance(step, ConvReluPool):
             shapes[step_name(step)] = shapes[step.pool.name]
-            kinds[step_name(step)] = "Conv+ReLU+Pool fused"
+            kinds[step_name(step)] = f"Conv+ReLU+Pool, {fused_algorithm(step, shapes)}"
     names = [step_name(step) for step in steps] + ["loss", "accuracy", "adam"]
     kinds.update(loss="SoftmaxCrossEntropy", accuracy="argmax == y", adam="Adam update")
     rows = []
@@ -171,13 +182,13 @@ def print_table(rows: list[dict], step_ms: float, args) -> None:
         "(the Adam update is in the backward column)"
     )
     print(
-        f"{'piece':<28}{'kind':<22}{'output':>14}{'forward ms':>12}{'backward ms':>13}"
+        f"{'piece':<28}{'kind':<26}{'output':>14}{'forward ms':>12}{'backward ms':>13}"
         f"{'total ms':>10}{'% of step':>11}"
     )
     for row in rows:
         shape = "x".join(str(d) for d in row["output_shape"]) or "-"
         print(
-            f"{row['piece']:<28}{row['kind']:<22}{shape:>14}{ms(row['forward_ms']):>12}"
+            f"{row['piece']:<28}{row['kind']:<26}{shape:>14}{ms(row['forward_ms']):>12}"
             f"{ms(row['backward_ms']):>13}{row['total_ms']:>10.3f}{row['percent']:>10.1f}%"
         )
     parts = sum(row["total_ms"] for row in rows)

@@ -167,6 +167,8 @@ def test_winograd_goes_where_it_pays():
     assert isinstance(cpu_conv._linear_part(x2, k2, 1, (11, 11)), cpu_conv._Im2colConv)
     assert isinstance(cpu_conv._linear_part(x2, k2, 2, (6, 6)), cpu_conv._Im2colConv)
     assert isinstance(cpu_conv._linear_part(x1, k1, 1, (26, 26)), cpu_conv._Im2colConv)
+    assert cpu_conv.conv_algorithm(k2.shape, 1, (10, 10)) == "winograd"
+    assert cpu_conv.conv_algorithm(k1.shape, 1, (26, 26)) == "im2col"
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -272,9 +272,17 @@ class _WinogradConv:
         return winograd.kernel_grad(du)
 
 
+def conv_algorithm(kernel_shape, stride: int, out_hw) -> str:
+    """ "winograd" or "im2col": how a convolution with this kernel (kh, kw, C, F), stride
+    and computed output (Ho, Wo) runs here (benchmarks/profile_step.py shows it)."""
+    if winograd.applies(kernel_shape, stride, out_hw, WINOGRAD_MIN_CHANNELS):
+        return "winograd"
+    return "im2col"
+
+
 def _linear_part(x, kernel, stride: int, out_hw):
     """The fastest of the two for this convolution: Winograd where it applies."""
-    if winograd.applies(kernel.shape, stride, out_hw, WINOGRAD_MIN_CHANNELS):
+    if conv_algorithm(kernel.shape, stride, out_hw) == "winograd":
         return _WinogradConv(x, kernel, *out_hw)
     return _Im2colConv(x, kernel, stride, *out_hw)
 
