@@ -18,7 +18,14 @@ def tie_free(shape, rng, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize(
-    "shape,k,stride", [((2, 7, 7, 3), 3, 1), ((3, 9, 8, 2), 2, 2), ((1, 6, 6, 1), 3, 2)]
+    "shape,k,stride",
+    [
+        ((2, 7, 7, 3), 3, 1),
+        ((2, 9, 9, 4), 3, 1),  # runs of 12 numbers
+        ((2, 8, 7, 1), 3, 1),  # runs of 3 (the first layer's): the short-run loop
+        ((3, 9, 8, 2), 2, 2),
+        ((1, 6, 6, 1), 3, 2),
+    ],
 )
 def test_im2col_col2im_match_reference(shape, k, stride, dtype):
     rng = np.random.default_rng(0)

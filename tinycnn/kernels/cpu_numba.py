@@ -40,7 +40,7 @@ def _im2col(x, kh, kw, c, stride, cols):
 
     For a fixed output pixel and kernel row i, the kw pixels of the patch are
     neighbours in memory (channels-last), so each patch row is one contiguous run
-    of kw*C numbers: copy runs, not single pixels (for C = 1 that is 3x fewer loops).
+    of kw*C numbers: copy runs, not single pixels.
     The run is sliced out first so that the copy loop indexes both sides with the
     loop counter alone: the compiler then turns it into vector copies (indexing
     ``src[start + e]`` instead was 2x slower: a possibly negative index needs a check).
@@ -48,6 +48,22 @@ def _im2col(x, kh, kw, c, stride, cols):
     n = x.shape[0]
     ho, wo = cols.shape[1], cols.shape[2]
     run = kw * c
+    if run < 8:
+        # Short runs (the first layer's: C = 1, runs of 3 numbers): a copy loop of 3
+        # costs more to start than to run, so here the inner loop goes along an output
+        # row instead (wo numbers, read every stride*C-th, written every kh*kw*C-th).
+        # 2.5x faster for the first layer (4 vs 10 us per image; a training step 1%
+        # faster at batch 64 and 128); slower from runs of about 8 numbers on. (One function with both loops, not two: _serial compiles
+        # a single-threaded twin of it, and a twin must not call a parallel kernel.)
+        for b in prange(n):
+            for oh in range(ho):
+                for i in range(kh):
+                    src = x[b, oh * stride + i]
+                    for e in range(run):  # e: one number of a run (kernel column, channel)
+                        dst = cols[b, oh, :, i, e]
+                        for ow in range(wo):
+                            dst[ow] = src[ow * stride * c + e]
+        return
     for b in prange(n):
         for oh in range(ho):
             for ow in range(wo):
