@@ -102,9 +102,8 @@ def fused_algorithm(step, shapes: dict) -> str:
     from tinycnn.kernels import cpu_conv
 
     h, w, _ = shapes[step.conv.name]
-    ph, pw = step.pool.pool_size
-    kernel_shape = step.conv.params["kernel"].shape
-    return cpu_conv.conv_algorithm(kernel_shape, 1, (h // ph * ph, w // pw * pw))
+    computed = cpu_conv.pooled_region(h, w, *step.pool.pool_size)
+    return cpu_conv.conv_algorithm(step.conv.params["kernel"].shape, 1, computed)
 
 
 def profiled_step(model, x, y, watch: Stopwatch) -> None:

@@ -401,9 +401,10 @@ def _unpool_relu(dy, argmax, out, ph, pw, dz, dbias):
                         dst[f] = g[f] if (arg[f] == k and best[f] > zero) else zero
 
 
-def _pooled_hw(ho: int, wo: int, ph: int, pw: int) -> tuple[int, int]:
+def pooled_region(ho: int, wo: int, ph: int, pw: int) -> tuple[int, int]:
     """The rows and columns of a (Ho, Wo) convolution output that ph x pw pooling
-    windows (stride = pool size) cover: the rest are never read, and get no gradient."""
+    windows (stride = pool size) cover: the rest are never read, and get no gradient,
+    so conv_relu_pool_* computes only these."""
     return ho // ph * ph, wo // pw * pw
 
 
@@ -419,7 +420,7 @@ def conv_relu_pool_forward(x, kernel, bias, ph: int, pw: int):
     x = np.ascontiguousarray(x)
     n, h, w, _ = x.shape
     kh, kw, _, f = kernel.shape
-    ho, wo = _pooled_hw(h - kh + 1, w - kw + 1, ph, pw)
+    ho, wo = pooled_region(h - kh + 1, w - kw + 1, ph, pw)
     out = np.empty((n, ho // ph, wo // pw, f), dtype=x.dtype)
     argmax = np.empty(out.shape, dtype=np.int8)
     bias = np.zeros(f, dtype=x.dtype) if bias is None else bias
@@ -437,7 +438,7 @@ def conv_relu_pool_backward(x, kernel, dy, out, argmax, ph: int, pw: int, input_
     dy = np.ascontiguousarray(dy)
     x = np.ascontiguousarray(x)
     kh, kw, _, f = kernel.shape
-    ho, wo = _pooled_hw(x.shape[1] - kh + 1, x.shape[2] - kw + 1, ph, pw)
+    ho, wo = pooled_region(x.shape[1] - kh + 1, x.shape[2] - kw + 1, ph, pw)
 
     def start_grad(s, e, dz, dbias):
         _unpool_relu(dy[s:e], argmax[s:e], out[s:e], ph, pw, dz.reshape(e - s, ho, wo, f), dbias)

@@ -53,8 +53,9 @@ def _im2col(x, kh, kw, c, stride, cols):
         # costs more to start than to run, so here the inner loop goes along an output
         # row instead (wo numbers, read every stride*C-th, written every kh*kw*C-th).
         # 2.5x faster for the first layer (4 vs 10 us per image; a training step 1%
-        # faster at batch 64 and 128); slower from runs of about 8 numbers on. (One function with both loops, not two: _serial compiles
-        # a single-threaded twin of it, and a twin must not call a parallel kernel.)
+        # faster at batch 64 and 128); slower from runs of about 8 numbers on.
+        # (One function with both loops, not two: _serial compiles a single-threaded
+        # twin of this one, and a twin must not call a parallel kernel.)
         for b in prange(n):
             for oh in range(ho):
                 for i in range(kh):
