@@ -17,6 +17,12 @@ def tiles_of(x, th, tw):
     return np.stack(rows, 1)
 
 
+def tiles_of_2x2(y):
+    """The 2x2 output tiles of y (n, 2*th, 2*tw, C): (n, th, tw, 2, 2, C)."""
+    n, h, w, c = y.shape
+    return y.reshape(n, h // 2, 2, w // 2, 2, c).transpose(0, 1, 3, 2, 4, 5)
+
+
 def as_positions(tiles):
     """(n, th, tw, 4, 4, C) -> (16, n*th*tw, C): the layout of the compiled kernels."""
     c = tiles.shape[-1]
@@ -66,12 +72,6 @@ def test_compiled_transforms_match_the_matrix_form(dtype):
             W.BT.T, m[:, t].reshape(4, 4, c), W.BT.T
         )
     np.testing.assert_allclose(dx, want, rtol=tol, atol=tol)
-
-
-def tiles_of_2x2(y):
-    """The 2x2 output tiles of y (n, 2*th, 2*tw, C): (n, th, tw, 2, 2, C)."""
-    n, h, w, c = y.shape
-    return y.reshape(n, h // 2, 2, w // 2, 2, c).transpose(0, 1, 3, 2, 4, 5)
 
 
 def test_kernel_transform_and_its_transpose():
