@@ -32,11 +32,19 @@ def test_wrong_rank(model, shape):
     with pytest.raises(
         ValueError,
         match=re.escape(
+            "Sequential.forward: the model expects samples of shape (28, 28, 1), that is "
+            f"batches of shape (N, 28, 28, 1); got a batch of shape {shape}."
+        ),
+    ):
+        model.forward(images(*shape))
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
             f"Conv2D layer 'conv2d': expected input of shape (N, H, W, C) (rank 4), "
             f"got shape {shape} (rank {len(shape)})"
         ),
     ):
-        model.forward(images(*shape))
+        model.layers[0].forward(images(*shape))
 
 
 def test_wrong_rank_into_dense():
@@ -53,7 +61,7 @@ def test_wrong_channel_count_after_build(model):
         ValueError,
         match=r"Conv2D layer 'conv2d': expected 1 input channels .*got 3 \(shape \(N, 28, 28, 3\)\)",
     ):
-        model.forward(images(2, 28, 28, 3))
+        model.layers[0].forward(images(2, 28, 28, 3))
 
 
 def test_wrong_image_size_reaches_dense_with_the_wrong_feature_count(model):
@@ -62,6 +70,9 @@ def test_wrong_image_size_reaches_dense_with_the_wrong_feature_count(model):
         ValueError,
         match=r"Dense layer 'dense': expected input of shape \(N, 1600\), got \(N, 2304\)",
     ):
+        model.layers[5].forward(images(1, 2304))
+    # the model itself refuses the 32x32 images before any layer runs
+    with pytest.raises(ValueError, match=r"samples of shape \(28, 28, 1\).*\(1, 32, 32, 1\)"):
         model.forward(images(1, 32, 32, 1))
 
 
@@ -108,6 +119,8 @@ def test_nan_and_inf_inputs(model, bad):
 
 def test_not_an_array(model):
     with pytest.raises(TypeError, match=r"Conv2D layer 'conv2d': expected an array, got list"):
+        model.layers[0].forward([[0.0] * 28] * 28)
+    with pytest.raises(TypeError, match=r"Sequential.forward expects an array, got list"):
         model.forward([[0.0] * 28] * 28)
     with pytest.raises(TypeError, match=r"Sequential.forward expects an array, got list"):
         tinycnn.Sequential([Dense(2)]).forward([[1.0, 2.0]])

@@ -67,8 +67,9 @@ def test_backward_chains_the_layers_in_reverse(make_small_model, float64):
 
 def test_built_at_once_with_input_shape_or_lazily_from_data():
     eager = tinycnn.Sequential([Dense(3, input_shape=(5,)), Dense(2)], seed=0)
-    assert eager.input_shape == (5,) and not eager.built
-    assert eager.count_params() == 18 + 8 and eager.built  # builds on demand
+    assert eager.input_shape == (5,) and eager.built  # built at construction, as in Keras
+    assert eager.layers[0].params["kernel"].shape == (5, 3)
+    assert eager.count_params() == 18 + 8
     lazy = tinycnn.Sequential([Dense(3), Dense(2)], seed=0)
     assert lazy.forward(np.zeros((4, 5), dtype="float32")).shape == (4, 2)
     assert lazy.built and lazy.input_shape == (5,)
@@ -93,7 +94,58 @@ def test_add_names_and_rejects_duplicates():
 
 def test_model_with_input_shape_has_weights_at_once():
     model = tinycnn.models.fashion_mnist_cnn(seed=0)
+    assert model.built and model.layers[0].params["kernel"].shape == (3, 3, 1, 64)
     assert len(model.get_weights()) == 8
+
+
+def test_layers_added_after_the_build_continue_the_seeded_stream():
+    added = tinycnn.Sequential([Conv2D(4, 3, input_shape=(8, 8, 1)), Flatten()], seed=1)
+    added.add(Dense(3))
+    assert added.layers[-1].params["kernel"].shape == (144, 3)
+    at_once = tinycnn.Sequential([Conv2D(4, 3), Flatten(), Dense(3)], seed=1)
+    at_once.build((8, 8, 1))
+    for a, b in zip(added.get_weights(), at_once.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    ("shape", "hint"),
+    [
+        ((3, 28, 28, 3), r"got a batch of shape \(3, 28, 28, 3\)\.$"),
+        ((3, 32, 32, 3), r"got a batch of shape \(3, 32, 32, 3\)\.$"),
+        ((3, 28, 28), r"channel axis is missing: add it with x\[\.\.\., None\]"),
+        ((3, 1, 28, 28), r"channels-last.*x\.transpose\(0, 2, 3, 1\)"),
+    ],
+)
+def test_declared_input_shape_refuses_other_samples(shape, hint):
+    model = tinycnn.models.fashion_mnist_cnn(seed=0)
+    model.compile()
+    x = np.zeros(shape, dtype="float32")
+    y = np.zeros(shape[0], dtype="int64")
+    expects = r"expects samples of shape \(28, 28, 1\).*" + hint
+    for call in (model.predict, model.forward, lambda x: model.fit(x, y, verbose=0)):
+        with pytest.raises(ValueError, match=expects):
+            call(x)
+    with pytest.raises(ValueError, match=expects):
+        model.evaluate(x, y)
+    assert model.count_params() == 862_410  # nothing was rebuilt
+
+
+def test_a_model_built_from_data_names_the_missing_channel_axis():
+    model = tinycnn.Sequential([Conv2D(4, 3), Flatten(), Dense(3)])
+    with pytest.raises(ValueError, match=r"\(N, 28, 28\) \(rank 3\).*x\[\.\.\., None\]"):
+        model.predict(np.zeros((2, 28, 28), dtype="float32"))
+    assert not model.built
+
+
+def test_a_model_without_layers_says_so():
+    empty = tinycnn.Sequential([])
+    x = np.zeros((2, 3), dtype="float32")
+    for call in (empty.predict, empty.forward, lambda x: empty.build(x.shape[1:])):
+        with pytest.raises(ValueError, match="the model has no layers"):
+            call(x)
+    with pytest.raises(ValueError, match="the model has no layers"):
+        empty.summary()
 
 
 def test_get_set_weights_round_trip(float64):

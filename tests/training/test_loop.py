@@ -443,7 +443,7 @@ def _bad_inputs():
             y,
             {},
             ValueError,
-            r"expects samples of shape \(8, 8, 1\), got \(9, 9, 1\)",
+            r"expects samples of shape \(8, 8, 1\).*got a batch of shape \(\d+, 9, 9, 1\)",
         ),
         "no channel axis": (x[..., 0], y, {}, ValueError, r"\(8, 8, 1\)"),
         "batch_size 0": (x, y, {"batch_size": 0}, ValueError, "batch_size"),

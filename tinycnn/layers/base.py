@@ -49,6 +49,9 @@ class Layer:
         ``rng`` is a NumPy ``Generator`` or a seed; the same seed gives the same weights.
         """
         input_shape = tuple(int(d) for d in input_shape)
+        expected_ndim = self._expected_ndim()
+        if expected_ndim is not None and len(input_shape) + 1 != expected_ndim:
+            raise ValueError(self._rank_message((None, *input_shape)))
         self._check_sample_shape(input_shape)
         self.input_shape = input_shape
         self.dtype = backend.floatx()
@@ -129,10 +132,7 @@ class Layer:
             )
         expected_ndim = self._expected_ndim()
         if expected_ndim is not None and x.ndim != expected_ndim:
-            raise ValueError(
-                f"{self._label()}: expected input of shape {self.input_layout} "
-                f"(rank {expected_ndim}), got shape {tuple(x.shape)} (rank {x.ndim})."
-            )
+            raise ValueError(self._rank_message(tuple(x.shape)))
         if self.params:
             where = backend.backend_of(next(iter(self.params.values())))
             if backend.backend_of(x) != where:
@@ -150,6 +150,18 @@ class Layer:
                 "Check the data (and the learning rate, if this happens during training)."
             )
         return x
+
+    def _rank_message(self, shape: tuple) -> str:
+        """Why a batch of shape ``shape`` (``None`` for an unknown batch size) has the
+        wrong rank, with the fix for the usual case: images without a channel axis."""
+        shown = str(tuple("N" if d is None else int(d) for d in shape)).replace("'", "")
+        message = (
+            f"{self._label()}: expected input of shape {self.input_layout} "
+            f"(rank {self._expected_ndim()}), got shape {shown} (rank {len(shape)})."
+        )
+        if self.input_layout == "(N, H, W, C)" and len(shape) == 3:
+            message += " Grey images need a channel axis: add it with x[..., None]."
+        return message
 
     def _expected_ndim(self) -> int | None:
         if self.input_layout is None:

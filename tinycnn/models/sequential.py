@@ -23,13 +23,34 @@ def snake_case(class_name: str) -> str:
     return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
+def sample_shape_message(what: str, expected, batch_shape) -> str:
+    """Why a batch of shape ``batch_shape`` does not fit a model built for samples of
+    shape ``expected`` (no batch axis), with the fix where the mistake is a common one."""
+    expected, batch_shape = tuple(int(d) for d in expected), tuple(int(d) for d in batch_shape)
+    got = batch_shape[1:]
+    message = (
+        f"{what}: the model expects samples of shape {expected}, that is batches of shape "
+        f"(N, {', '.join(map(str, expected))}); got a batch of shape {batch_shape}."
+    )
+    if got == expected[:-1] and expected[-1] == 1:
+        message += " The channel axis is missing: add it with x[..., None]."
+    elif len(got) == 3 and len(expected) == 3 and got == (expected[2], *expected[:2]):
+        message += (
+            " tinycnn is channels-last, (N, H, W, C) as in Keras, and this batch looks "
+            "channels-first (N, C, H, W): use x.transpose(0, 2, 3, 1)."
+        )
+    return message
+
+
 class Sequential:
     """A linear stack of layers.
 
     Args:
         layers: list of layers; the first may give ``input_shape`` (without the batch
-            axis, e.g. ``(28, 28, 1)``), in which case the weights are created on first
-            use (``summary()``, ``get_weights()``, training...), all from one seeded stream.
+            axis, e.g. ``(28, 28, 1)``), in which case the model is built at once, as in
+            Keras: every weight exists right after construction, all drawn from one
+            seeded stream, and inputs of any other sample shape are refused. Without
+            it, the model is built on first use, from the shape of the first batch.
         name: the model's name, shown by ``summary()``.
         seed: seed for the weight initialisation (same seed, same weights).
     """
@@ -44,6 +65,7 @@ class Sequential:
         self.loss = None
         self.stop_training = False
         self._steps = None  # what the last forward ran: layers, or fused pairs of them
+        self._rng = None  # the initialisation stream, kept so that add() continues it
         for layer in layers or []:
             self.add(layer)
 
@@ -61,10 +83,11 @@ class Sequential:
             layer.name = name
         elif any(other.name == layer.name for other in self.layers):
             raise ValueError(f"Sequential: two layers are named {layer.name!r}; names must differ.")
+        if self.built:  # a layer added to a built model continues the seeded stream
+            layer.build(self.output_shapes()[-1], self._rng)
         self.layers.append(layer)
-        self.built = False  # built lazily, all layers from one seeded stream
         if len(self.layers) == 1 and layer.input_shape is not None:
-            self.input_shape = layer.input_shape
+            self.build(layer.input_shape)  # declared input shape: build now, as Keras does
 
     def build(self, input_shape) -> None:
         """Create every layer's weights for samples of shape ``input_shape`` (no batch axis).
@@ -74,14 +97,32 @@ class Sequential:
         input_shape = tuple(input_shape)
         if input_shape and input_shape[0] is None:
             input_shape = input_shape[1:]
-        rng = make_rng(self.seed)
+        if not self.layers:
+            raise ValueError(f"{self.name}: the model has no layers; add some first.")
+        if self.input_shape is not None and input_shape != tuple(self.input_shape):
+            raise ValueError(sample_shape_message("build", self.input_shape, (1, *input_shape)))
+        self._rng = make_rng(self.seed)
         shape = input_shape
         for layer in self.layers:
             if not layer.built:
-                layer.build(shape, rng)
+                layer.build(shape, self._rng)
             shape = layer.compute_output_shape(shape)
         self.input_shape = input_shape
         self.built = True
+
+    def check_sample_shape(self, x, what: str) -> None:
+        """Build the model from ``x`` if needed, then refuse samples of the wrong shape.
+
+        ``x`` is a batch ``(N, *input_shape)``; ``what`` names the caller in the message.
+        """
+        if not self.layers:
+            raise ValueError(f"{what}: the model has no layers; add some first.")
+        if x.ndim == 0:
+            raise ValueError(f"{what}: expected a batch of samples (N, ...), got a scalar.")
+        if not self.built:
+            self.build(self.input_shape or x.shape[1:])
+        if tuple(x.shape[1:]) != tuple(self.input_shape):
+            raise ValueError(sample_shape_message(what, self.input_shape, x.shape))
 
     def output_shapes(self) -> list[tuple]:
         """Each layer's output shape (without the batch axis)."""
@@ -93,6 +134,8 @@ class Sequential:
         return shapes
 
     def _require_built(self, what: str) -> None:
+        if not self.layers:
+            raise ValueError(f"{what}: the model has no layers; add some first.")
         if not self.built and self.input_shape is not None:
             self.build(self.input_shape)
         if not self.built:
@@ -107,10 +150,9 @@ class Sequential:
 
         The input is checked for NaN/inf once here (``check_finite``), not in every layer.
         """
-        if not self.built:
-            if not hasattr(x, "shape"):
-                raise TypeError(f"Sequential.forward expects an array, got {type(x).__name__}.")
-            self.build(self.input_shape or x.shape[1:])
+        if not hasattr(x, "shape"):
+            raise TypeError(f"Sequential.forward expects an array, got {type(x).__name__}.")
+        self.check_sample_shape(x, "Sequential.forward")
         # Usually one step per layer; on the CPU fast path, Conv2D(relu) + MaxPooling2D
         # pairs may run as one fused step (see fusion.py): same numbers, less time.
         self._steps = fusion.plan(self.layers, x)

@@ -81,13 +81,7 @@ def _check_data(model, x, y, what: str):
             f"{what}: x must hold floats, got {x.dtype}. Scale uint8 images with "
             "tinycnn.preprocessing.prepare_images(x) (to [0, 1], with a channel axis)."
         )
-    if not model.built:
-        model.build(x.shape[1:])
-    if tuple(x.shape[1:]) != tuple(model.input_shape):
-        raise ValueError(
-            f"{what}: the model expects samples of shape {tuple(model.input_shape)}, "
-            f"got {tuple(x.shape[1:])}."
-        )
+    model.check_sample_shape(x, what)  # builds the model from x if it has no input_shape
     xp = backend.get_array_module(x)
     if not bool(xp.isfinite(x).all()):
         raise ValueError(f"{what}: x contains NaN or infinite values.")
