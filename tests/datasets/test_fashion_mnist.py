@@ -375,6 +375,7 @@ def test_download_write_failure_leaves_no_temp_file(tiny, mirror, cache, monkeyp
 
 
 def test_offline_error_lists_places_and_fixes(tmp_path, monkeypatch, cache):
+    (tmp_path / "env").mkdir()
     monkeypatch.setenv(fm.DATA_ENV, str(tmp_path / "env"))
     with pytest.raises(DatasetNotFoundError) as err:
         fm.load_data(verbose=False)
@@ -385,8 +386,44 @@ def test_offline_error_lists_places_and_fixes(tmp_path, monkeypatch, cache):
     assert f"set {fm.DATA_ENV}" in message
     assert "apt-get install dataset-fashion-mnist" in message
     assert "internet" in message
-    assert isinstance(err.value.__cause__, fm.DownloadError)
+    assert "could not download" in message  # the cause, in the text
+    assert err.value.__cause__ is None and err.value.__suppress_context__  # one traceback
     assert files_in(cache) == []
+
+
+def test_data_env_naming_no_folder_is_an_error(tmp_path, monkeypatch, cache):
+    def no_network(*args, **kwargs):
+        raise AssertionError("a wrong TINYCNN_DATA must not lead to a download")
+
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    monkeypatch.setenv(fm.DATA_ENV, str(tmp_path / "typo"))
+    with pytest.raises(DatasetNotFoundError, match=r"TINYCNN_DATA='.*typo' is not a folder"):
+        fm.load_data(verbose=False)
+
+
+@pytest.mark.parametrize("obstacle", ["file in the way", "read-only"])
+def test_unwritable_cache_says_how_to_fix_it(tiny, mirror, cache, monkeypatch, obstacle):
+    if obstacle == "file in the way":
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text("not a folder")
+    else:
+
+        def read_only(*args, **kwargs):
+            raise PermissionError(13, "Permission denied (simulated)", str(cache))
+
+        monkeypatch.setattr(fm.idx, "write_bytes_atomic", read_only)
+    with pytest.raises(
+        fm.CacheError, match=r"Cannot save the downloaded Fashion-MNIST.*XDG_CACHE_HOME"
+    ):
+        fm.load_data(verbose=False)
+
+
+def test_corrupt_file_error_has_no_chained_traceback(tmp_path, tiny):
+    write_dataset(tmp_path, tiny)
+    (tmp_path / f"{fm.TRAIN_LABELS}.gz").write_bytes(b"\x1f\x8b broken")
+    with pytest.raises(CorruptDataError) as err:
+        fm.load_data(data_dir=tmp_path)
+    assert err.value.__cause__ is None and err.value.__suppress_context__
 
 
 def test_download_false_does_not_try(tmp_path, monkeypatch):

@@ -107,6 +107,10 @@ class DownloadError(OSError):
     """A file could not be fetched (no network, server error, ...)."""
 
 
+class CacheError(OSError):
+    """The download folder cannot be written (read-only, or a file in the way)."""
+
+
 # --------------------------------------------------------------------------- where
 
 
@@ -191,7 +195,7 @@ def parse_verified(name: str, data: bytes, checksums=None, where=None) -> np.nda
     except idx.IDXError as err:
         # The IDX message says what is wrong; add how to get a good copy.
         message = str(err).replace("<bytes>", where)
-        raise CorruptDataError(f"{message}\n{_FIX_CORRUPT}") from err
+        raise CorruptDataError(f"{message}\n{_FIX_CORRUPT}") from None  # the text says it all
     _check_header(name, content, array, where)
     digest = hashlib.sha256(content).hexdigest()
     if digest != checksums[name]:
@@ -259,7 +263,8 @@ def _fetch(url: str, verbose: bool) -> bytes:
                     chunks.append(chunk)
                     bar.update(len(chunk))
     except (OSError, http.client.HTTPException) as err:  # URLError is an OSError
-        raise DownloadError(f"could not download {url}: {err}") from err
+        # one error with the cause in its text, rather than a chain of three tracebacks
+        raise DownloadError(f"could not download {url}: {err}") from None
     return b"".join(chunks)
 
 
@@ -282,9 +287,22 @@ def download_files(dest_dir=None, base_url=None, verbose: bool = True, checksums
         url = f"{base}{name}.gz"
         data = _fetch(url, verbose)
         parse_verified(name, data, checksums, where=url)
-        dest.mkdir(parents=True, exist_ok=True)
-        idx.write_bytes_atomic(dest / f"{name}.gz", data)
+        _write_to_cache(dest, f"{name}.gz", data)
     return dest
+
+
+def _write_to_cache(dest: Path, name: str, data: bytes) -> None:
+    """Write one verified file into ``dest``; CacheError, with the fix, if it cannot."""
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+        idx.write_bytes_atomic(dest / name, data)
+    except (PermissionError, FileExistsError, NotADirectoryError, IsADirectoryError) as err:
+        raise CacheError(
+            f"Cannot save the downloaded Fashion-MNIST to {dest}: {err}. Make that folder "
+            "writable (or remove the file that stands in its way), or choose another "
+            f"folder: set XDG_CACHE_HOME, set {DATA_ENV} to a folder holding the four "
+            "files, or pass data_dir=..."
+        ) from None
 
 
 # --------------------------------------------------------------------------- load
@@ -325,6 +343,7 @@ def load_data(data_dir=None, download: bool = True, verbose: bool = True):
     """
     if data_dir is not None:
         return load_dir(Path(data_dir).expanduser())  # explicit: no fall-through
+    _check_data_env()
     places = search_paths()
     for place in places:
         if len(find_files(place)) == len(FILES):
@@ -336,5 +355,17 @@ def load_data(data_dir=None, download: bool = True, verbose: bool = True):
     except DownloadError as err:
         raise DatasetNotFoundError(
             _not_found_message(places, f"The download failed: {err}")
-        ) from err
+        ) from None  # the message holds the cause: one traceback, not three
     return load_dir(folder)
+
+
+def _check_data_env() -> None:
+    """A ``TINYCNN_DATA`` that names no folder is a mistake worth stopping for (a typo,
+    an unmounted disk), not something to step over on the way to a download."""
+    value = os.environ.get(DATA_ENV)
+    if value and not Path(value).expanduser().is_dir():
+        raise DatasetNotFoundError(
+            f"{DATA_ENV}={value!r} is not a folder. Point it to the folder holding the four "
+            f"Fashion-MNIST files, or unset it to use the cache ({cache_dir()}), "
+            f"{SYSTEM_DIR} or a download."
+        )
