@@ -200,3 +200,17 @@ def test_failed_write_keeps_old_file_and_removes_temp(tmp_path, monkeypatch):
         write_idx(path, np.arange(9, dtype=np.uint8))
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["a.idx"]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+def test_written_files_get_the_permissions_of_a_plain_open(tmp_path):
+    """The writer is tinycnn's one atomic writer (tinycnn/atomic_file.py); its temporary
+    file is created like open() creates one: mode 0o666 less the umask (mkstemp's 0o600
+    left dataset files unreadable to the other users of a shared machine)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    write_idx(tmp_path / "a.idx.gz", np.zeros(3, np.uint8))
+    (tmp_path / "b.idx").write_bytes(b"")
+    assert (tmp_path / "a.idx.gz").stat().st_mode & 0o777 == 0o666 & ~umask
+    assert (tmp_path / "a.idx.gz").stat().st_mode == (tmp_path / "b.idx").stat().st_mode
+    assert idx.write_bytes_atomic.__module__ == "tinycnn.atomic_file"

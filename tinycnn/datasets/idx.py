@@ -20,15 +20,16 @@ expected and what was found, and what to do about it.
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import math
-import os
-import tempfile
 import zlib
 from pathlib import Path
 
 import numpy as np
+
+# the package's one atomic writer (temporary file, fsync, rename); fashion_mnist.py uses it
+# through this module as idx.write_bytes_atomic
+from ..atomic_file import write_bytes_atomic
 
 # dtype code -> NumPy dtype as stored on disk (">" = big-endian).
 DTYPES: dict[int, np.dtype] = {
@@ -167,33 +168,12 @@ def encode_idx(array) -> bytes:
     return header + np.ascontiguousarray(array, dtype=DTYPES[code]).tobytes()
 
 
-def write_bytes_atomic(path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that ``path`` is either complete or untouched.
-
-    The bytes go to a temporary file in the same folder, are flushed to disk (fsync)
-    and then renamed over ``path`` with ``os.replace``, which is atomic on one file
-    system. Should anything fail, the temporary file is removed, so a crash or
-    Ctrl-C never leaves a half-written file behind.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:  # also KeyboardInterrupt: never leave the temp file behind
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def write_idx(path, array, compress: bool | None = None) -> None:
     """Write ``array`` as an IDX file, atomically.
 
     ``compress=None`` gzips when ``path`` ends with ``.gz``; True/False force it. The
-    gzip timestamp is fixed at 0 so the same array always gives the same bytes.
+    gzip timestamp is fixed at 0 so the same array always gives the same bytes. A crash
+    or Ctrl-C while writing leaves ``path`` as it was (see tinycnn/atomic_file.py).
     """
     data = encode_idx(array)
     if compress is None:

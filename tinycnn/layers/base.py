@@ -62,6 +62,19 @@ class Layer:
     def _create_params(self, input_shape, rng) -> None:
         """Subclasses with weights create ``self.params`` here."""
 
+    def param_shapes(self, input_shape) -> dict[str, tuple]:
+        """The shape of each parameter ``build(input_shape)`` would create, without creating
+        any: ``load_model`` compares them with a file's before allocating memory.
+
+        A layer with weights overrides this together with ``_create_params``.
+        """
+        if type(self)._create_params is not Layer._create_params:
+            raise NotImplementedError(
+                f"{type(self).__name__} creates parameters (_create_params) but does not "
+                "say their shapes: implement param_shapes(input_shape) too."
+            )
+        return {}
+
     def compute_output_shape(self, input_shape) -> tuple:
         """Output shape without the batch axis, for an input of shape ``input_shape``."""
         return tuple(input_shape)

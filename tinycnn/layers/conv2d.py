@@ -125,6 +125,10 @@ class Conv2D(Layer):
                 "(with 'valid' padding). Use a larger input, a smaller kernel or padding='same'."
             )
 
+    def param_shapes(self, input_shape):
+        shapes = {"kernel": (*self.kernel_size, input_shape[2], self.filters)}
+        return {**shapes, "bias": (self.filters,)} if self.use_bias else shapes
+
     def _create_params(self, input_shape, rng):
         kh, kw = self.kernel_size
         shape = (kh, kw, input_shape[2], self.filters)

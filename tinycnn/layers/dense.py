@@ -54,6 +54,10 @@ class Dense(Layer):
                 f"got (N, {shape[0]})."
             )
 
+    def param_shapes(self, input_shape):
+        shapes = {"kernel": (input_shape[0], self.units)}
+        return {**shapes, "bias": (self.units,)} if self.use_bias else shapes
+
     def _create_params(self, input_shape, rng):
         self.params["kernel"] = self.kernel_initializer(
             (input_shape[0], self.units), rng, self.dtype

@@ -22,6 +22,8 @@ class Adam(Optimizer):
     1 - beta_2^t is small (PyTorch matches with eps_t = epsilon / sqrt(1 - beta_2^t)).
     """
 
+    slots = ("m", "v")  # the two moments, kept per parameter
+
     def __init__(
         self,
         learning_rate: float = 1e-3,
@@ -34,6 +36,8 @@ class Adam(Optimizer):
         for label, beta in (("beta_1", beta_1), ("beta_2", beta_2)):
             if not 0.0 <= beta < 1.0:
                 raise ValueError(f"{label} must be in [0, 1), got {beta!r}.")
+        if not (math.isfinite(float(epsilon)) and float(epsilon) >= 0):
+            raise ValueError(f"epsilon must be a finite number >= 0, got {epsilon!r}.")
         self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
 
     def step(self, layers):

@@ -27,6 +27,11 @@ class SGD(Optimizer):
         self.momentum = float(momentum)
         self.nesterov = bool(nesterov)
 
+    @property
+    def slots(self):
+        """The velocity is kept per parameter only with momentum."""
+        return ("velocity",) if self.momentum else ()
+
     def update_param(self, param, grad, state):
         lr = param.dtype.type(self.learning_rate)
         if self.momentum == 0.0:
