@@ -4,6 +4,9 @@
     python examples/fashion_mnist.py --backend cupy        # on a GPU
     python examples/fashion_mnist.py --limit 2000 --epochs 1   # a quick try
 
+Ctrl-C stops training after the current step; the model is then saved (with --save)
+before the test-set evaluation, which a further Ctrl-C ends without losing the file.
+
 The recipe, chosen on the validation set only (never on the test set):
   * 10% of the training images are held out for validation (the last 6,000);
   * Adam at 1e-3 whose learning rate follows a cosine from 1e-3 down to 0 over the
@@ -15,8 +18,10 @@ The recipe, chosen on the validation set only (never on the test set):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -55,6 +60,28 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+def exit_interrupted(message: str) -> None:
+    """End on Ctrl-C with a short message instead of a traceback."""
+    print(f"\n{message}", file=sys.stderr, flush=True)
+    sys.exit(130)  # the shell's code for "ended by Ctrl-C"
+
+
+@contextlib.contextmanager
+def ctrl_c_waits():
+    """A Ctrl-C during the block takes effect at its end (a file is written whole)."""
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield  # ignored (a background job) or handled by someone else: leave it so
+        return
+    pressed = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: pressed.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if pressed:
+        raise KeyboardInterrupt
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
     try:
@@ -82,20 +109,45 @@ def main(argv=None) -> dict:
             EarlyStopping(monitor="val_accuracy", patience=args.epochs, restore_best_weights=True)
         )
     start = time.perf_counter()
-    history = model.fit(
-        x_train,
-        y_train,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        validation_split=args.val_split,
-        callbacks=callbacks,
-        verbose=args.verbose,
-        seed=args.seed,
-    )
+    try:
+        history = model.fit(
+            x_train,
+            y_train,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            validation_split=args.val_split,
+            callbacks=callbacks,
+            verbose=args.verbose,
+            seed=args.seed,
+        )
+    except KeyboardInterrupt:  # a second Ctrl-C stops at once, maybe in the middle of a step
+        not_saved = ": the model was not saved" if args.save else ""
+        exit_interrupted(f"Stopped at once (second Ctrl-C){not_saved}.")
     train_seconds = time.perf_counter() - start
-    if history.interrupted:
-        print("\nTraining interrupted (Ctrl-C): the model keeps the weights it had reached.")
 
+    saved = ""
+    try:
+        with ctrl_c_waits():  # until the model file is written
+            if history.interrupted:
+                print("\nTraining interrupted (Ctrl-C): the model keeps the weights it reached.")
+            if history.stopped_reason == "non-finite loss":
+                print("\nTraining diverged (see the warning): the weights stay finite.")
+            if args.save:  # before the evaluation: a Ctrl-C during it then loses nothing
+                model.save(args.save)
+                saved = f" The model is saved in {args.save}."
+                print(f"\nSaved the model to {args.save}")
+        summary = report(model, history, args, x_test, y_test, train_seconds)
+    except KeyboardInterrupt:
+        exit_interrupted(f"Interrupted before the end of the test-set evaluation.{saved}")
+    n_val = int(round(len(x_train) * args.val_split))
+    summary.update(train_images=len(x_train) - n_val, validation_images=n_val)
+    if args.json:
+        print(json.dumps(summary))
+    return summary
+
+
+def report(model, history, args, x_test, y_test, train_seconds: float) -> dict:
+    """Evaluate on the test set, print the tables, and return the run's summary."""
     test_loss, test_accuracy = model.evaluate(x_test, y_test, batch_size=1000)
     predicted = model.predict(x_test, batch_size=1000).argmax(axis=1)
     cm = confusion_matrix(y_test, predicted, len(fashion_mnist.CLASS_NAMES))
@@ -108,17 +160,10 @@ def main(argv=None) -> dict:
     print("\nConfusion matrix (rows: true class, columns: predicted class):")
     print(format_confusion_matrix(cm, fashion_mnist.CLASS_NAMES))
 
-    if args.save:
-        model.save(args.save)
-        print(f"\nSaved the model to {args.save}")
-
-    n_val = int(round(len(x_train) * args.val_split))
-    summary = {
+    return {
         "backend": args.backend,
         "epochs": len(history.epoch),
         "batch_size": args.batch_size,
-        "train_images": len(x_train) - n_val,
-        "validation_images": n_val,
         "test_accuracy": test_accuracy,
         "test_loss": test_loss,
         "epoch_seconds": history.history.get("epoch_seconds", []),
@@ -126,10 +171,10 @@ def main(argv=None) -> dict:
         "history": {k: v for k, v in history.history.items() if k != "epoch_seconds"},
         "seed": args.seed,
     }
-    if args.json:
-        print(json.dumps(summary))
-    return summary
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:  # before training, say while loading the data
+        exit_interrupted("Interrupted.")

@@ -603,9 +603,9 @@ def test_duplicate_other_and_too_many_members_are_refused(saved, tmp_path, monke
     with pytest.raises(ModelFileError, match="unexpected member 'README.txt'"):
         tinycnn.load_model(text)
 
-    assert len(read_all(path)) == 16
-    monkeypatch.setattr(saving, "MAX_MEMBERS", 15)
-    with pytest.raises(ModelFileError, match="lists 16 members.*at most 15"):
+    assert len(read_all(path)) == 17
+    monkeypatch.setattr(saving, "MAX_MEMBERS", 16)
+    with pytest.raises(ModelFileError, match="lists 17 members.*at most 16"):
         tinycnn.load_model(path)
 
 
@@ -863,3 +863,15 @@ def test_sigterm_raises_only_while_writing_and_only_in_place_of_the_default(tmp_
     worker.join()
     assert seen[-1] is signal.SIG_DFL  # not from another thread
     assert sorted(os.listdir(tmp_path)) == ["a.npz", "b.npz", "c.npz"]
+
+
+def test_a_damaged_training_entry_is_a_model_file_error(saved, tmp_path):
+    _, path = saved
+    arrays = read_all(path)
+    assert json.loads(str(arrays["__training__"]))["fit_seed"] >= 0
+    for bad in ('{"fit_seed": -1}', '{"fit_seed": "x"}', "[1]", '{"fit_seed": true}'):
+        arrays["__training__"] = np.array(bad)
+        damaged = tmp_path / "damaged.npz"
+        np.savez(damaged, **arrays)
+        with pytest.raises(ModelFileError, match="the __training__ entry is damaged"):
+            tinycnn.load_model(damaged)

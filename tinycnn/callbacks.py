@@ -7,5 +7,6 @@ from .training.callbacks import (  # noqa: F401
     LearningRateScheduler,
     ModelCheckpoint,
     ReduceLROnPlateau,
+    TerminateOnNaN,
     cosine_decay,
 )

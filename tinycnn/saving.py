@@ -8,6 +8,8 @@ What the file holds (NumPy's ``.npz`` is a zip of ``.npy`` arrays):
     weights/<layer>/<name>        every parameter, e.g. weights/conv2d/kernel
     optimizer/<layer>/<name>/<slot>  the optimizer's state (Adam's m and v), and
     optimizer/iterations          its step count
+    __training__       {"fit_seed": ...} as JSON: the seed of the last fit (batch order and
+                       Dropout masks), so that fit(initial_epoch=k) resumes it exactly
 
 Writing goes through :func:`tinycnn.atomic_file.atomic_write`: a crash, Ctrl-C or SIGTERM
 while saving leaves the previous file untouched, and two threads may save at once.
@@ -85,6 +87,8 @@ def model_arrays(model: Sequential) -> dict[str, numpy.ndarray]:
             arrays[f"optimizer/{key}"] = (
                 numpy.asarray(value) if is_count else backend.to_numpy(value)
             )
+    if model.fit_seed is not None:
+        arrays["__training__"] = numpy.array(json.dumps({"fit_seed": int(model.fit_seed)}))
     return arrays
 
 
@@ -370,6 +374,17 @@ def param_shapes(model: Sequential, input_shape: tuple, archive: ModelArchive) -
     return shapes
 
 
+def _fit_seed_from(config, archive: ModelArchive) -> int:
+    """The seed of the last fit, from the ``__training__`` entry, checked."""
+    seed = config.get("fit_seed") if isinstance(config, dict) else None
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**64:
+        raise archive.error(
+            f'the __training__ entry is damaged: expected {{"fit_seed": int >= 0}}, '
+            f"got {reprlib.repr(config)}."
+        )
+    return seed
+
+
 def _optimizer_from(config, archive: ModelArchive):
     """(optimizer, loss name) from the ``__compile__`` entry, every value checked."""
 
@@ -499,7 +514,8 @@ def load_weights(model: Sequential, path) -> None:
     model._require_built("load_weights")
     with ModelArchive(path) as archive:
         archive.refuse_unexpected(
-            {"__format__", "__architecture__", "__compile__"}, also=("weights/", "optimizer/")
+            {"__format__", "__architecture__", "__compile__", "__training__"},
+            also=("weights/", "optimizer/"),
         )
         keys = [f"{layer.name}/{key}" for layer in model.layers for key in layer.params]
         for layer in model.layers:
@@ -532,7 +548,7 @@ def load_model(path, compile: bool = True) -> Sequential:
         if compile and "__compile__" in archive.members:
             optimizer, loss = _optimizer_from(archive.read_json("__compile__"), archive)
 
-        expected = {"__format__", "__architecture__", "__compile__"}
+        expected = {"__format__", "__architecture__", "__compile__", "__training__"}
         expected |= {f"weights/{key}" for key in shapes}
         if optimizer is not None:
             expected.add("optimizer/iterations")
@@ -547,6 +563,8 @@ def load_model(path, compile: bool = True) -> Sequential:
         # every header agrees with the architecture: now read and allocate
         weights = _read_weights(archive, shapes)
         state = {name[len("optimizer/") :]: archive.read(name) for name in state_names}
+        if "__training__" in archive.members:
+            model.fit_seed = _fit_seed_from(archive.read_json("__training__"), archive)
     if input_shape is not None:
         with backend.use_floatx(dtype):
             model.build(input_shape)

@@ -7,14 +7,15 @@ import pytest
 
 import tinycnn
 from tinycnn.layers import Dropout
+from tinycnn.layers.dropout import random_bits
 
 
 class FixedMaskDropout(Dropout):
-    """Dropout that draws the same mask on every forward (its generator is re-seeded),
-    so that a numerical gradient check sees one fixed function of x."""
+    """Dropout that draws the same mask on every forward (its key is fixed, as fit fixes
+    it for one step), so that a numerical gradient check sees one fixed function of x."""
 
     def _forward(self, x, training):
-        self._rng = None
+        self.noise_key = (0, 0, 0, 0)
         return super()._forward(x, training)
 
 
@@ -87,3 +88,58 @@ def test_gradcheck_training_with_a_fixed_mask(rate, float64, backend_name):
     print(report)
     assert report.max_rel_error < 1e-6, str(report)
     assert 0 < float((tinycnn.to_numpy(layer.cache) == 0).mean()) < 1  # some dropped, some kept
+
+
+# ---- the masks: a function of a key ------------------------------------------------------------
+def splitmix64(key: int, i: int) -> int:
+    """The i-th output (from 0) of SplitMix64 started at ``key``, in plain Python integers."""
+    mask = 2**64 - 1
+    z = (key + (i + 1) * 0x9E3779B97F4A7C15) & mask
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+    return z ^ (z >> 31)
+
+
+def test_random_bits_are_splitmix64_two_elements_per_number(backend_name):
+    key = 0xDEADBEEF12345678
+    bits = tinycnn.to_numpy(random_bits(tinycnn.backend.xp(), key, (3, 5)))
+    assert bits.dtype == np.uint32 and bits.shape == (3, 5)
+    expected = []
+    for i in range(8):  # 15 elements take 8 numbers: low half first (little-endian view)
+        z = splitmix64(key, i)
+        expected += [z & 0xFFFFFFFF, z >> 32]
+    np.testing.assert_array_equal(bits.reshape(-1), np.array(expected[:15], dtype=np.uint32))
+
+
+def test_random_bits_look_uniform():
+    bits = random_bits(np, 12345, (200_000,)).astype(np.float64) / 2**32
+    assert abs(bits.mean() - 0.5) < 0.003  # std of the mean: 0.29 / sqrt(2e5) = 0.00065
+    counts = np.bincount((bits * 16).astype(int), minlength=16)
+    assert counts.min() > 12_000 and counts.max() < 13_000  # 12,500 expected per bin
+
+
+def test_in_fit_the_mask_is_fixed_by_seed_epoch_step_and_layer_index():
+    x = np.ones((16, 16), dtype="float32")
+
+    def mask(layer_seed, key):
+        layer = Dropout(0.5, seed=layer_seed)
+        layer.noise_key = key
+        return layer.forward(x, training=True)
+
+    base = mask(None, (7, 2, 3, 1))
+    np.testing.assert_array_equal(base, mask(None, (7, 2, 3, 1)))  # same key, same mask
+    for other in [(8, 2, 3, 1), (7, 3, 3, 1), (7, 2, 4, 1), (7, 2, 3, 2)]:
+        assert not np.array_equal(base, mask(None, other)), other
+    # a layer seed replaces the fit seed: its masks no longer depend on the fit's seed
+    np.testing.assert_array_equal(mask(5, (7, 2, 3, 1)), mask(5, (8, 2, 3, 1)))
+    assert not np.array_equal(mask(5, (7, 2, 3, 1)), mask(5, (7, 2, 4, 1)))
+    assert not np.array_equal(mask(5, (7, 2, 3, 1)), base)
+
+
+def test_outside_fit_the_masks_follow_the_layer_seed_whatever_happened_in_fit():
+    x = np.ones((8, 8), dtype="float32")
+    a, b = Dropout(0.5, seed=7), Dropout(0.5, seed=7)
+    b.noise_key = (1, 0, 0, 0)
+    b.forward(x, training=True)  # a step inside fit does not advance the layer's own keys
+    b.noise_key = None
+    np.testing.assert_array_equal(a.forward(x, training=True), b.forward(x, training=True))

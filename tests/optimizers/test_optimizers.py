@@ -176,7 +176,7 @@ def test_bad_names_and_values():
         optimizers.get("rmsprop")
     with pytest.raises(TypeError, match=r"Expected an optimizer or its name, got int"):
         optimizers.get(3)
-    with pytest.raises(ValueError, match=r"learning_rate must be positive, got 0"):
+    with pytest.raises(ValueError, match=r"learning_rate must be positive and finite, got 0"):
         SGD(0)
     with pytest.raises(ValueError, match=r"momentum must be in \[0, 1\), got 1.0"):
         SGD(0.1, momentum=1.0)
@@ -184,3 +184,19 @@ def test_bad_names_and_values():
         Adam(beta_2=1)
     with pytest.raises(ValueError, match=r"Unknown optimizer 'adagrad' in the saved model"):
         optimizers.from_config({"name": "Adagrad", "learning_rate": 0.1})
+
+
+@pytest.mark.parametrize("make", [SGD, Adam, lambda lr: SGD(lr, momentum=0.9)])
+@pytest.mark.parametrize("lr", [float("inf"), float("nan"), -1e-3, 0.0])
+def test_a_learning_rate_must_be_positive_and_finite(make, lr):
+    # inf used to be accepted: the first step made every weight NaN or infinite
+    with pytest.raises(ValueError, match=r"learning_rate must be positive and finite, got"):
+        make(lr)
+    with pytest.raises(ValueError, match=r"learning_rate must be positive and finite"):
+        optimizers.from_config({"name": "Adam", "learning_rate": lr})
+
+
+@pytest.mark.parametrize("epsilon", [float("inf"), float("nan"), -1e-7])
+def test_adam_epsilon_must_be_finite_and_not_negative(epsilon):
+    with pytest.raises(ValueError, match=r"epsilon must be a finite number >= 0, got"):
+        Adam(epsilon=epsilon)

@@ -20,6 +20,7 @@ from tinycnn.callbacks import (
     LearningRateScheduler,
     ModelCheckpoint,
     ReduceLROnPlateau,
+    TerminateOnNaN,
     cosine_decay,
 )
 from tinycnn.optimizers import SGD, Adam
@@ -384,3 +385,100 @@ def test_monitoring_a_missing_key_raises_a_clear_error(make, tmp_path):
     assert "validation" in message
     assert signal.getsignal(signal.SIGINT) is before
     assert not (tmp_path / "m.npz").exists()
+
+
+# ---- NaN is never an improvement -------------------------------------------------------------------------
+NAN = float("nan")
+
+
+def test_early_stopping_takes_nan_as_no_improvement():
+    cb = EarlyStopping(monitor="val_loss", patience=1)
+    assert drive(cb, compiled(), [1.0, NAN, 0.5]) == 1
+    assert cb.best == 1.0 and cb.best_epoch == 0
+    cb = EarlyStopping(monitor="val_accuracy", patience=2)  # mode max
+    assert drive(cb, compiled(), [NAN, 0.5, NAN, NAN], monitor="val_accuracy") == 3
+    assert cb.best == 0.5
+
+
+def test_checkpoint_save_best_only_never_takes_nan_as_the_best(tmp_path):
+    cb = ModelCheckpoint(tmp_path / "ckpt-{epoch}.npz", monitor="val_loss", save_best_only=True)
+    drive(cb, compiled(), [NAN, 1.0, NAN, 0.5, NAN])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt-2.npz", "ckpt-4.npz"]
+    assert cb.best == 0.5
+
+
+def test_reduce_lr_takes_nan_as_no_improvement():
+    model = compiled(lr=0.01)
+    cb = ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=1)
+    drive(cb, model, [1.0, NAN])
+    assert model.optimizer.learning_rate == pytest.approx(0.005)
+    assert cb.best == 1.0
+
+
+# ---- TerminateOnNaN -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("loss", [NAN, float("inf"), -float("inf")])
+def test_terminate_on_nan_stops_on_a_non_finite_batch_loss(loss, capsys):
+    model = compiled()
+    model.stop_training = False
+    cb = TerminateOnNaN()
+    cb.set_model(model)
+    cb.on_train_batch_end(0, {"loss": 2.5})
+    cb.on_train_batch_end(1, {})
+    assert model.stop_training is False and cb.stopped_batch is None
+    cb.on_train_batch_end(2, {"loss": loss})
+    assert model.stop_training is True and cb.stopped_batch == 2
+    assert capsys.readouterr().out == "Batch 2: Invalid loss, terminating training\n"
+
+
+def test_terminate_on_nan_is_a_keras_name():
+    assert tinycnn.callbacks.TerminateOnNaN is TerminateOnNaN
+
+
+# ---- each fit starts afresh ---------------------------------------------------------------------------------
+def test_reduce_lr_forgets_the_previous_fit_as_keras_does():
+    """best and wait used to carry over: a second fit's first epoch, worse than the first
+    fit's best, counted as a plateau and cut the learning rate at once."""
+    model = compiled(lr=0.01)
+    cb = ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=1)
+    drive(cb, model, [0.5, 0.4])
+    assert model.optimizer.learning_rate == pytest.approx(0.01)
+    drive(cb, model, [0.9])  # a new fit (say on new data): its first value is its best
+    assert model.optimizer.learning_rate == pytest.approx(0.01)
+    assert cb.best == 0.9 and cb.wait == 0
+
+
+# ---- ModelCheckpoint's path is checked at once -----------------------------------------------------------
+@pytest.mark.parametrize(
+    "path",
+    ["ck_{date}.npz", "ck_{}.npz", "ck_{epoch:q}.npz", "ck_{loss:d}.npz", "ck_{epoch.x}.npz"],
+)
+def test_checkpoint_rejects_a_path_it_cannot_fill_in_when_made(path, tmp_path):
+    with pytest.raises(ValueError, match=r"ModelCheckpoint: cannot fill in the path") as info:
+        ModelCheckpoint(tmp_path / path)
+    message = str(info.value)
+    assert "{epoch}, {loss}, {accuracy}, {val_loss}, {val_accuracy}" in message
+
+
+def test_checkpoint_accepts_every_logged_name(tmp_path):
+    ModelCheckpoint(tmp_path / "{epoch:03d}-{loss:.3f}-{accuracy:.2%}-{val_loss}-{val_accuracy}")
+
+
+def test_checkpoint_naming_val_loss_without_validation_data_fails_clearly(tmp_path):
+    x, y = make_data(12)
+    cb = ModelCheckpoint(tmp_path / "m-{val_loss:.2f}.npz", monitor="loss")
+    with pytest.raises(ValueError, match=r"cannot fill in the path .*'val_loss'.*validation data"):
+        compiled().fit(x, y, epochs=1, batch_size=4, callbacks=[cb], verbose=0)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("bad", [NAN, float("inf"), -0.1])
+def test_learning_rate_scheduler_rejects_a_bad_rate(bad):
+    model = compiled(lr=0.01)
+    cb = LearningRateScheduler(lambda epoch, lr: bad if epoch == 1 else lr)
+    cb.set_model(model)
+    cb.on_epoch_begin(0)
+    with pytest.raises(
+        ValueError, match=r"LearningRateScheduler: the schedule gave .* for epoch 1"
+    ):
+        cb.on_epoch_begin(1)
+    assert model.optimizer.learning_rate == 0.01

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import os
 import signal
+import warnings
 
 import numpy as np
 import pytest
 
 import tinycnn
 from tinycnn import backend
+from tinycnn.callbacks import TerminateOnNaN
 from tinycnn.losses import SoftmaxCrossEntropy
 from tinycnn.optimizers import SGD, Adam
-from tinycnn.training import Callback, History
+from tinycnn.training import Callback, EarlyStopping, History
 from tinycnn.training import loop as loop_module
 
 L = tinycnn.layers
@@ -65,9 +67,9 @@ def batch_spy(monkeypatch):
     batches = []
     original = loop_module.train_step
 
-    def spy(model, x, y):
+    def spy(model, x, y, **kwargs):
         batches.append(backend.to_numpy(y).copy())
-        return original(model, x, y)
+        return original(model, x, y, **kwargs)
 
     monkeypatch.setattr(loop_module, "train_step", spy)
     return batches
@@ -204,8 +206,8 @@ def test_the_loss_of_an_epoch_weights_each_batch_by_its_size(monkeypatch):
     losses = []
     original = loop_module.train_step
 
-    def spy(model, xb, yb):
-        loss, correct = original(model, xb, yb)
+    def spy(model, xb, yb, **kwargs):
+        loss, correct = original(model, xb, yb, **kwargs)
         losses.append((float(loss), len(yb)))
         return loss, correct
 
@@ -567,3 +569,308 @@ def test_the_sigint_handler_is_restored_after_an_error():
     with pytest.raises(ArithmeticError):
         compiled().fit(x, y, callbacks=[Boom()], verbose=0)
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_fit_leaves_an_ignored_sigint_ignored():
+    """A job started with ``&`` from a script ignores SIGINT (Ctrl-C is meant for the
+    foreground): fit must not install its handler and so make the job stoppable."""
+    seen = []
+
+    class Watch(Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            seen.append(signal.getsignal(signal.SIGINT))
+
+    x, y = make_data(12)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        history = compiled().fit(x, y, epochs=2, batch_size=6, callbacks=[Watch()], verbose=0)
+        assert seen == [signal.SIG_IGN, signal.SIG_IGN]
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert history.epoch == [0, 1] and history.stopped_reason is None
+
+
+# ---- divergence: a NaN or infinite loss ---------------------------------------------------------------
+def diverging(seed=0):
+    """A network that SGD(300, momentum 0.9) drives to a NaN loss in its third epoch on
+    make_data(48) (the old loop went on, with NumPy overflow warnings, to NaN weights)."""
+    model = tinycnn.Sequential(
+        [
+            L.Conv2D(16, 3, activation="relu", input_shape=(8, 8, 1)),
+            L.Flatten(),
+            L.Dense(256, activation="relu"),
+            L.Dense(256, activation="relu"),
+            L.Dense(3),
+        ],
+        seed=seed,
+    )
+    model.compile(optimizer=SGD(300.0, momentum=0.9), loss="sparse_categorical_crossentropy")
+    return model
+
+
+@pytest.fixture
+def step_log(monkeypatch):
+    """Records, for every train_step call, the weights before it and the loss it computed."""
+    log = []
+    original = loop_module.train_step
+
+    def spy(model, x, y, **kwargs):
+        before = model.get_weights()
+        loss, correct = original(model, x, y, **kwargs)
+        log.append((before, float(loss)))
+        return loss, correct
+
+    monkeypatch.setattr(loop_module, "train_step", spy)
+    return log
+
+
+def fit_diverging(**kwargs):
+    x, y = make_data(48)
+    model = diverging()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        history = model.fit(x, y, epochs=4, batch_size=8, verbose=0, seed=0, **kwargs)
+    return model, history, caught
+
+
+def test_divergence_stops_at_the_first_non_finite_loss_with_the_weights_before_it(step_log):
+    model, history, caught = fit_diverging()
+    first_bad = next(k for k, (_, loss) in enumerate(step_log) if not np.isfinite(loss))
+    assert first_bad == len(step_log) - 1  # no step after it
+    assert history.stopped_reason == "non-finite loss"
+    assert (history.stopped_epoch, history.stopped_step) == divmod(first_bad, 6)  # 6 steps/epoch
+    assert history.stopped_epoch >= 1  # it trained a while first: the check is not trivial
+    assert history.epoch == list(range(history.stopped_epoch))  # that epoch is not reported
+    assert weights_equal(model.get_weights(), step_log[first_bad][0])
+    assert all(np.isfinite(w).all() for w in model.get_weights())
+    assert model.optimizer.iterations == first_bad  # the bad step was not applied
+    # one clear warning, and no NumPy overflow warnings
+    assert [w.category for w in caught] == [RuntimeWarning], [str(w.message) for w in caught]
+    message = str(caught[0].message)
+    epoch, step = history.stopped_epoch + 1, history.stopped_step + 1
+    assert f"loss became nan at epoch {epoch}, step {step}/6" in message
+    assert "Lower the learning rate (it is 300)" in message
+    assert "\n" not in message
+
+
+def test_divergence_is_reported_with_a_progress_bar_too(capsys):
+    x, y = make_data(48)
+    with pytest.warns(RuntimeWarning, match="training diverged and stopped"):
+        history = diverging().fit(x, y, epochs=4, batch_size=8, verbose=1, seed=0)
+    assert history.stopped_reason == "non-finite loss"
+    assert "loss: nan" in capsys.readouterr().err  # the bar of the epoch that diverged
+
+
+@pytest.mark.parametrize("check_seconds", [0.0, 1e9], ids=["check-every-step", "check-at-end"])
+@pytest.mark.parametrize("lr", [300.0, 0.05], ids=["diverging", "converging"])
+def test_the_gpu_path_rolls_back_to_the_same_step_and_state(monkeypatch, check_seconds, lr):
+    """On a GPU the loop reads the loss only now and then, and on a non-finite one rolls
+    back and replays (_Rollback). Forced here on NumPy: the result must be bit for bit
+    that of checking every step, whether the checks are frequent or only at epoch ends."""
+
+    def run():
+        x, y = make_data(48)
+        model = diverging()
+        model.optimizer.learning_rate = lr
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            history = model.fit(
+                x, y, epochs=4, batch_size=8, validation_data=make_data(9, 3), verbose=0, seed=0
+            )
+        return model, history, [str(w.message) for w in caught]
+
+    model, history, messages = run()
+    monkeypatch.setattr(loop_module, "_reads_are_free", lambda x: False)
+    monkeypatch.setattr(loop_module, "CHECK_SECONDS", check_seconds)
+    gpu_model, gpu_history, gpu_messages = run()
+    assert history.stopped_reason == ("non-finite loss" if lr == 300.0 else None)
+    assert (gpu_history.stopped_reason, gpu_history.stopped_epoch, gpu_history.stopped_step) == (
+        history.stopped_reason,
+        history.stopped_epoch,
+        history.stopped_step,
+    )
+    assert without_timing(gpu_history.history) == without_timing(history.history)
+    assert weights_equal(gpu_model.get_weights(), model.get_weights())
+    assert gpu_model.optimizer.iterations == model.optimizer.iterations
+    state, gpu_state = model.optimizer.get_state(), gpu_model.optimizer.get_state()
+    assert state.keys() == gpu_state.keys()
+    assert all(np.array_equal(state[k], gpu_state[k]) for k in state)
+    assert gpu_messages == messages
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+def test_train_on_batch_does_not_apply_a_non_finite_loss():
+    x, y = make_data(8)
+    model = compiled()
+    before = model.get_weights()
+    x[0] = np.float32(3e38)  # finite, but the first convolution overflows
+    loss, _ = model.train_on_batch(x, y)
+    assert not np.isfinite(loss)
+    assert weights_equal(model.get_weights(), before)
+    assert model.optimizer.iterations == 0
+
+
+def test_batch_callbacks_get_the_running_loss_after_every_step():
+    class Steps(Callback):
+        def __init__(self):
+            self.calls = []
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.calls.append((batch, dict(logs)))
+
+    x, y = make_data(20)
+    steps = Steps()
+    history = compiled().fit(x, y, epochs=2, batch_size=8, callbacks=[steps], verbose=0, seed=0)
+    assert [batch for batch, _ in steps.calls] == [0, 1, 2, 0, 1, 2]
+    for k, epoch_end in ((2, 0), (5, 1)):  # the last step's running values are the epoch's
+        assert steps.calls[k][1] == {
+            "loss": history.history["loss"][epoch_end],
+            "accuracy": history.history["accuracy"][epoch_end],
+        }
+
+
+def test_a_batch_callback_can_stop_training_mid_epoch():
+    class StopAt(Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == 1:
+                self.model.stop_training = True
+
+    x, y = make_data(24)
+    model = compiled()
+    history = model.fit(x, y, epochs=3, batch_size=8, callbacks=[StopAt()], verbose=0)
+    assert model.optimizer.iterations == 2
+    assert history.epoch == [0] and history.stopped_reason == "callback"
+
+
+def test_terminate_on_nan_in_fit_sees_the_bad_step(capsys):
+    stopper = TerminateOnNaN()
+    model, history, _ = fit_diverging(callbacks=[stopper])
+    assert history.stopped_reason == "non-finite loss"  # fit's own check, which came first
+    assert stopper.stopped_batch == history.stopped_step
+    assert f"Batch {history.stopped_step}: Invalid loss, terminating training" in (
+        capsys.readouterr().out
+    )
+    assert model.stop_training is True
+
+
+# ---- bad arguments ------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"epochs": 2.5}, TypeError, r"fit: epochs must be an int, got 2.5"),
+        ({"epochs": "3"}, TypeError, r"fit: epochs must be an int"),
+        ({"epochs": -1}, ValueError, r"fit: epochs must be at least 0, got -1"),
+        ({"initial_epoch": -1}, ValueError, r"initial_epoch must be at least 0"),
+        ({"epochs": 2, "initial_epoch": 3}, ValueError, r"initial_epoch=3 is past epochs=2"),
+        ({"callbacks": EarlyStopping()}, TypeError, r"callbacks=\[EarlyStopping\(...\)\]"),
+        ({"callbacks": [EarlyStopping(), print]}, TypeError, r"callbacks\[1\] is a "),
+        ({"callbacks": "early"}, TypeError, r"callbacks must be a list, got str"),
+        ({"seed": -3}, ValueError, r"seed must be an int >= 0 or None, got -3"),
+        ({"seed": 1.5}, TypeError, r"seed must be an int"),
+    ],
+)
+def test_fit_rejects_bad_arguments_clearly(kwargs, error, match):
+    x, y = make_data(12)
+    model = compiled()
+    before = model.get_weights()
+    with pytest.raises(error, match=match):
+        model.fit(x, y, verbose=0, **kwargs)
+    assert model.optimizer.iterations == 0 and weights_equal(model.get_weights(), before)
+
+
+def test_no_samples_is_an_error_not_a_zero_loss():
+    """A loss of 0.0 over no samples used to be returned: callbacks took it as the best."""
+    x, y = make_data(12)
+    model = compiled()
+    with pytest.raises(ValueError, match=r"fit: validation_data has no samples"):
+        model.fit(x, y, validation_data=(x[:0], y[:0]), verbose=0)
+    with pytest.raises(ValueError, match=r"evaluate: x has no samples"):
+        model.evaluate(x[:0], y[:0])
+    with pytest.raises(ValueError, match=r"fit: x has no samples"):
+        model.fit(x[:0], y[:0], verbose=0)
+    assert model.optimizer.iterations == 0
+
+
+def test_epochs_0_trains_nothing():
+    x, y = make_data(12)
+    model = compiled()
+    history = model.fit(x, y, epochs=0, verbose=0)
+    assert history.epoch == [] and model.optimizer.iterations == 0
+
+
+# ---- Dropout: the same masks when resumed -------------------------------------------------------------
+def dropout_model(seed=0):
+    model = tinycnn.Sequential(
+        [
+            L.Conv2D(4, 3, activation="relu", input_shape=(8, 8, 1)),
+            L.Dropout(0.3),
+            L.Flatten(),
+            L.Dense(8, activation="relu"),
+            L.Dropout(0.25, seed=5),
+            L.Dense(3),
+        ],
+        seed=seed,
+    )
+    model.compile(optimizer=Adam(0.01), loss="sparse_categorical_crossentropy")
+    return model
+
+
+def assert_same_training_state(a, b):
+    assert weights_equal(a.get_weights(), b.get_weights())
+    state_a, state_b = a.optimizer.get_state(), b.optimizer.get_state()
+    assert state_a.keys() == state_b.keys()
+    assert all(np.array_equal(state_a[k], state_b[k]) for k in state_a)
+
+
+def test_resuming_from_a_file_with_dropout_is_bit_for_bit(tmp_path):
+    """Masks come from (fit seed, epoch, step, layer): a run resumed from a checkpoint
+    draws the uninterrupted run's masks (it used to differ by up to 0.014)."""
+    x, y = make_data(40)
+    unbroken = dropout_model()
+    h_unbroken = unbroken.fit(x, y, epochs=2, batch_size=8, seed=11, verbose=0)
+
+    first = dropout_model()
+    h_first = first.fit(x, y, epochs=1, batch_size=8, seed=11, verbose=0)
+    first.save(tmp_path / "ck.npz")
+    resumed = tinycnn.load_model(tmp_path / "ck.npz")
+    h_resumed = resumed.fit(x, y, epochs=2, initial_epoch=1, batch_size=8, seed=11, verbose=0)
+    assert_same_training_state(resumed, unbroken)
+    assert h_first.history["loss"] + h_resumed.history["loss"] == h_unbroken.history["loss"]
+
+
+def test_a_checkpoint_keeps_the_fit_seed_so_a_resume_needs_none(tmp_path):
+    x, y = make_data(40)
+    unbroken = dropout_model()
+    unbroken.fit(x, y, epochs=2, batch_size=8, verbose=0)  # a fresh seed, not written down
+
+    first = dropout_model()
+    first.fit(x, y, epochs=1, batch_size=8, seed=unbroken.fit_seed, verbose=0)
+    first.save(tmp_path / "ck.npz")
+    resumed = tinycnn.load_model(tmp_path / "ck.npz")
+    assert resumed.fit_seed == unbroken.fit_seed
+    resumed.fit(x, y, epochs=2, initial_epoch=1, batch_size=8, verbose=0)  # seed=None
+    assert_same_training_state(resumed, unbroken)
+
+
+def test_resuming_without_a_seed_reuses_the_seed_of_the_previous_fit():
+    x, y = make_data(40)
+    unbroken = dropout_model()
+    unbroken.fit(x, y, epochs=2, batch_size=8, verbose=0)  # a fresh seed
+    assert isinstance(unbroken.fit_seed, int)
+
+    parts = dropout_model()
+    parts.fit(x, y, epochs=1, batch_size=8, seed=unbroken.fit_seed, verbose=0)
+    parts.fit(x, y, epochs=2, initial_epoch=1, batch_size=8, verbose=0)  # seed=None: resumes
+    assert parts.fit_seed == unbroken.fit_seed
+    assert_same_training_state(parts, unbroken)
+
+
+def test_dropout_runs_with_the_same_seeds_are_equal_and_other_fit_seeds_differ():
+    x, y = make_data(40)
+    a, b, c = dropout_model(), dropout_model(), dropout_model()
+    for model, fit_seed in ((a, 3), (b, 3), (c, 4)):
+        model.fit(x, y, epochs=1, batch_size=8, shuffle=False, seed=fit_seed, verbose=0)
+    assert_same_training_state(a, b)
+    assert not weights_equal(a.get_weights(), c.get_weights())  # only the masks differ

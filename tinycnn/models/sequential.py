@@ -64,6 +64,7 @@ class Sequential:
         self.optimizer = None
         self.loss = None
         self.stop_training = False
+        self.fit_seed = None  # the seed of the last fit (batch order, Dropout masks)
         self._steps = None  # what the last forward ran: layers, or fused pairs of them
         self._rng = None  # the initialisation stream, kept so that add() continues it
         for layer in layers or []:

@@ -7,6 +7,7 @@ from .callbacks import (
     LearningRateScheduler,
     ModelCheckpoint,
     ReduceLROnPlateau,
+    TerminateOnNaN,
     cosine_decay,
 )
 from .loop import evaluate, fit, predict, train_on_batch, train_step
@@ -18,6 +19,7 @@ __all__ = [
     "LearningRateScheduler",
     "ModelCheckpoint",
     "ReduceLROnPlateau",
+    "TerminateOnNaN",
     "cosine_decay",
     "evaluate",
     "fit",

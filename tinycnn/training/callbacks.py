@@ -1,7 +1,8 @@
-"""Callbacks: code that runs at the start and end of training and after each epoch.
+"""Callbacks: code that runs at the start and end of training, after each epoch and,
+if asked for, after each step.
 
-The same hooks as Keras: ``on_train_begin``, ``on_epoch_begin``, ``on_epoch_end``
-and ``on_train_end``, each given ``logs``, a dict such as
+The same hooks as Keras: ``on_train_begin``, ``on_epoch_begin``, ``on_epoch_end``,
+``on_train_batch_end`` and ``on_train_end``, each given ``logs``, a dict such as
 ``{"loss": 0.31, "accuracy": 0.89, "val_loss": 0.33, "val_accuracy": 0.88}``.
 """
 
@@ -24,6 +25,11 @@ class Callback:
 
     def on_epoch_end(self, epoch: int, logs=None): ...
 
+    def on_train_batch_end(self, batch: int, logs=None):
+        """After each step (``batch`` counts the steps of the epoch from 0), with the
+        epoch's running loss and accuracy in ``logs``. fit calls it only on callbacks
+        that override it: reading those values waits for the GPU at every step."""
+
     def on_train_end(self, logs=None): ...
 
 
@@ -35,11 +41,34 @@ class History(Callback):
         self.epoch: list[int] = []
         self.params: dict = {}
         self.interrupted = False  # True when Ctrl-C ended fit() early
+        # Why fit() ended before its last epoch, if it did: "interrupted" (Ctrl-C),
+        # "non-finite loss" (training diverged) or "callback" (model.stop_training).
+        self.stopped_reason = None
+        self.stopped_epoch = None  # the epoch it ended in (from 0, as in self.epoch)
+        self.stopped_step = None  # Ctrl-C and divergence: that epoch's first step not applied
 
     def on_epoch_end(self, epoch, logs=None):
         self.epoch.append(epoch)
         for key, value in (logs or {}).items():
             self.history.setdefault(key, []).append(value)
+
+
+class TerminateOnNaN(Callback):
+    """Stop training when the loss becomes NaN or infinite, as Keras' callback does.
+
+    ``fit`` already stops by itself at the first such step and keeps the weights from
+    before it; this callback keeps Keras code working, and shows a per-step hook.
+    """
+
+    def __init__(self):
+        self.stopped_batch = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(loss):
+            print(f"Batch {batch}: Invalid loss, terminating training")
+            self.stopped_batch = batch
+            self.model.stop_training = True
 
 
 class _Monitor(Callback):
@@ -107,24 +136,41 @@ class EarlyStopping(_Monitor):
             self.model.set_weights(self.best_weights)
 
 
-class ModelCheckpoint(_Monitor):
-    """Save the model after each epoch (``{epoch}`` in the path is replaced, from 1).
+# what fit logs each epoch: the names a ModelCheckpoint path may use besides {epoch}
+LOGGED = ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_seconds")
 
-    With ``save_best_only=True``, only when ``monitor`` improved.
+
+class ModelCheckpoint(_Monitor):
+    """Save the model after each epoch.
+
+    The path may name the epoch (from 1) and the logged values, formatted as in
+    ``str.format``: ``"ck_{epoch:02d}_{val_loss:.3f}.npz"``. With
+    ``save_best_only=True``, it saves only when ``monitor`` improved.
     """
 
     def __init__(self, filepath, monitor="val_loss", save_best_only=False, mode="auto"):
         super().__init__(monitor, mode, 0.0)
         self.filepath = str(filepath)
         self.save_best_only = save_best_only
+        self._path(0, dict.fromkeys(LOGGED, 0.5))  # a bad path fails now, not after an epoch
+
+    def _path(self, epoch: int, logs: dict) -> str:
+        try:
+            return self.filepath.format(epoch=epoch + 1, **logs)
+        except (KeyError, IndexError, AttributeError, ValueError) as err:
+            names = ", ".join(f"{{{key}}}" for key in ("epoch", *LOGGED))
+            raise ValueError(
+                f"ModelCheckpoint: cannot fill in the path {self.filepath!r} ({err!r}); it "
+                f"may name {names}, the val_ ones only with validation data."
+            ) from None
 
     def on_epoch_end(self, epoch, logs=None):
         if self.save_best_only:
             value = self._current(logs)
-            if not self._improved(value):
+            if not self._improved(value):  # never true for NaN: a NaN is never the best
                 return
             self.best = value
-        self.model.save(self.filepath.format(epoch=epoch + 1, **(logs or {})))
+        self.model.save(self._path(epoch, logs or {}))
 
 
 class ReduceLROnPlateau(_Monitor):
@@ -145,6 +191,10 @@ class ReduceLROnPlateau(_Monitor):
             raise ValueError(f"factor must be in (0, 1), got {factor!r}.")
         self.factor, self.patience, self.min_lr, self.verbose = factor, patience, min_lr, verbose
         self.wait = 0
+
+    def on_train_begin(self, logs=None):  # each fit starts afresh, as in Keras
+        self.wait = 0
+        self.best = math.inf if self.mode == "min" else -math.inf
 
     def on_epoch_end(self, epoch, logs=None):
         value = self._current(logs)
@@ -169,7 +219,13 @@ class LearningRateScheduler(Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         optimizer = self.model.optimizer
-        optimizer.learning_rate = float(self.schedule(epoch, optimizer.learning_rate))
+        lr = float(self.schedule(epoch, optimizer.learning_rate))
+        if not (math.isfinite(lr) and lr >= 0):
+            raise ValueError(
+                f"LearningRateScheduler: the schedule gave {lr} for epoch {epoch}; "
+                "a learning rate must be a finite number >= 0."
+            )
+        optimizer.learning_rate = lr
 
 
 def cosine_decay(initial_lr: float, epochs: int, final_fraction: float = 0.0):

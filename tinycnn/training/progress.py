@@ -42,6 +42,11 @@ class EpochProgress:
             self.bar.set_postfix_str(format_logs(running_metrics()), refresh=False)
             self.last_refresh = now
 
+    def rewind(self, step: int) -> None:
+        """Go back to ``step`` (the loop replays steps after a rollback on the GPU)."""
+        if self.bar is not None and self.bar.n != step:
+            self.bar.n = step
+
     def close(self, logs: dict) -> None:
         seconds = logs.get("epoch_seconds", 0.0)
         if self.bar is not None:
