@@ -32,11 +32,12 @@ os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "10")  # as `import tinycnn` do
 
 import numpy as np  # noqa: E402
 
-import tinycnn
-from tinycnn.models.fusion import ConvReluPool, plan
+# Shared with epoch_time.py: modules next to this script (its folder is first on sys.path).
+from threads import configure_threads  # noqa: E402
+from timing import rounded  # noqa: E402  (the same JSON rounding as the epoch benchmark)
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from epoch_time import rounded  # noqa: E402  (the same JSON rounding as the epoch benchmark)
+import tinycnn  # noqa: E402
+from tinycnn.models.fusion import ConvReluPool, plan  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -49,19 +50,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="end with one JSON line")
     return parser.parse_args(argv)
-
-
-def configure_threads(threads: int) -> None:
-    """Use ``threads`` threads in NumPy's BLAS and in numba's parallel kernels."""
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(limits=threads, user_api="blas")
-    try:
-        import numba
-
-        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-    except ImportError:
-        pass
 
 
 def build(batch_size: int, seed: int):
@@ -202,7 +190,7 @@ def main(argv=None) -> None:
             tinycnn.set_backend("cupy")
         except RuntimeError as err:  # no CuPy or no GPU: say so in one line
             sys.exit(f"--backend cupy: {err}")
-    configure_threads(args.threads)
+    configure_threads(args.threads, ["tinycnn"])  # NumPy's BLAS and numba's kernels
     model, x, y = build(args.batch_size, args.seed)
     for _ in range(args.warmup):
         profiled_step(model, x, y, Stopwatch())
