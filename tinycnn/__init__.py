@@ -41,8 +41,7 @@ from .backend import (  # noqa: E402
     use_floatx,
 )
 from .gradient_check import gradcheck  # noqa: E402
-from .models import Sequential  # noqa: E402
-from .saving import load_model  # noqa: E402
+from .models import Sequential, load_model  # noqa: E402
 
 __version__ = "0.1.0"
 

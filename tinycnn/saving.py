@@ -27,10 +27,15 @@ Reading treats the file as untrusted input, say a model downloaded from a strang
 * unknown, duplicated or too many members are refused;
 * every failure is a :class:`ModelFileError` that says what is wrong; weights holding
   NaN or infinity load, with a warning.
+
+This module knows the file and receives the model (or its layers) it works on; it
+never imports ``tinycnn.models``. ``tinycnn.load_model``, which builds a new Sequential
+from a file, lives with the models (``models/loading.py``) and calls :func:`read_contents`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import reprlib
@@ -42,10 +47,8 @@ from pathlib import Path
 import numpy
 from numpy.lib import format as npy
 
-from . import backend
+from . import backend, losses, optimizers
 from .atomic_file import atomic_write
-from .layers import from_config
-from .models.sequential import Sequential
 
 FORMAT = "tinycnn-model-1"
 FORMAT_FAMILY = "tinycnn-model-"  # FORMAT without its version number
@@ -67,7 +70,7 @@ class ModelFileError(ValueError):
 
 
 # ---- writing ------------------------------------------------------------------------------
-def model_arrays(model: Sequential) -> dict[str, numpy.ndarray]:
+def model_arrays(model) -> dict[str, numpy.ndarray]:
     """Everything :func:`save_model` writes, as a dict of NumPy arrays."""
     arrays = {
         "__format__": numpy.array(FORMAT),
@@ -92,7 +95,7 @@ def model_arrays(model: Sequential) -> dict[str, numpy.ndarray]:
     return arrays
 
 
-def save_model(model: Sequential, path) -> None:
+def save_model(model, path) -> None:
     """Write ``model`` (architecture, weights, optimizer state) to ``path`` atomically."""
     model._require_built("save")
     arrays = model_arrays(model)
@@ -302,59 +305,12 @@ class ModelArchive:
 
 
 # ---- reading: what the architecture implies ---------------------------------------------------
-def _is_size(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
-
-
-def model_from_config(config, archive: ModelArchive) -> tuple[Sequential, tuple | None]:
-    """The (unbuilt) model the ``__architecture__`` entry describes, and its input shape.
-
-    The values come from a file: every type is checked, and whatever a layer's
-    constructor refuses becomes a ModelFileError naming the layer.
-    """
-
-    def damaged(what):
-        return archive.error(f"the __architecture__ entry is damaged: {what}")
-
-    if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
-        raise damaged('expected {"name": ..., "input_shape": [...], "layers": [...]}.')
-    name = config.get("name", "sequential")
-    input_shape = config.get("input_shape")
-    if not isinstance(name, str):
-        raise damaged(f"the model's name should be a string, got {reprlib.repr(name)}.")
-    if input_shape is not None and not (
-        isinstance(input_shape, list) and 1 <= len(input_shape) <= 8
-        and all(_is_size(d) for d in input_shape)
-    ):  # fmt: skip
-        raise damaged(f"input_shape should be positive sizes, got {reprlib.repr(input_shape)}.")
-    layers = []
-    for index, spec in enumerate(config["layers"]):
-        if not (
-            isinstance(spec, dict) and isinstance(spec.get("class_name"), str)
-            and isinstance(spec.get("config"), dict)
-        ):  # fmt: skip
-            raise damaged(f'layer {index} should be {{"class_name": ..., "config": {{...}}}}.')
-        layer_name = spec["config"].get("name")
-        if layer_name is not None and not isinstance(layer_name, str):
-            raise damaged(
-                f"layer {index}'s name should be a string, got {reprlib.repr(layer_name)}."
-            )
-        try:
-            layers.append(from_config(spec["class_name"], spec["config"]))
-        except Exception as err:  # the constructor's checks, on values from the file
-            raise damaged(f"layer {index} ({reprlib.repr(spec['class_name'])}): {err}") from err
-    try:
-        model = Sequential(layers, name=name)
-    except (TypeError, ValueError) as err:
-        raise damaged(str(err)) from err
-    return model, tuple(input_shape) if input_shape is not None else None
-
-
-def param_shapes(model: Sequential, input_shape: tuple, archive: ModelArchive) -> dict:
-    """``"<layer>/<name>"`` -> shape of every parameter ``model.build(input_shape)`` would
-    create, found by walking the layers with shapes only: nothing is allocated."""
+def param_shapes(layers, input_shape: tuple, archive: ModelArchive) -> dict:
+    """``"<layer>/<name>"`` -> shape of every parameter that building ``layers`` for
+    samples of ``input_shape`` would create, found by walking the layers with shapes
+    only: nothing is allocated."""
     shapes, shape = {}, tuple(input_shape)
-    for layer in model.layers:
+    for layer in layers:
         try:
             rank = layer._expected_ndim()  # with the batch axis
             if rank is not None and len(shape) + 1 != rank:
@@ -402,8 +358,6 @@ def _optimizer_from(config, archive: ModelArchive):
     for key, value in settings.items():
         if key != "name" and not isinstance(value, (int, float)):  # bools are ints
             raise damaged(f"the optimizer's {key} should be a number, got {reprlib.repr(value)}.")
-    from . import losses, optimizers
-
     try:
         optimizer = optimizers.from_config(settings)
         losses.get(config["loss"])
@@ -499,13 +453,15 @@ def _read_weights(archive: ModelArchive, param_keys) -> list[numpy.ndarray]:
                 f"of {value.size}; the model's outputs will be NaN. (Was it saved after the "
                 "training diverged?)",
                 RuntimeWarning,
-                stacklevel=3,
+                # at the user's line: load_model -> read_contents -> here, or
+                # model.load_weights -> load_weights -> here
+                stacklevel=4,
             )
         values.append(value)
     return values
 
 
-def load_weights(model: Sequential, path) -> None:
+def load_weights(model, path) -> None:
     """Load only the weights of a saved model into ``model`` (same architecture).
 
     Every shape is checked before anything is read, so a file that does not fit leaves
@@ -535,46 +491,52 @@ def load_weights(model: Sequential, path) -> None:
         model.set_weights(_read_weights(archive, keys))  # per layer, per parameter
 
 
-def load_model(path, compile: bool = True) -> Sequential:
-    """Rebuild a model saved by ``model.save(path)``: architecture, weights, optimizer.
+# ---- reading a whole model (for tinycnn.load_model, in models/loading.py) ------------------------
+@dataclasses.dataclass
+class ModelContents:
+    """What a model file holds besides its architecture, checked and read."""
 
-    Everything in the file is checked against the architecture before any weight is
-    read or created; see the module's docstring.
+    weights: list[numpy.ndarray]  # per layer, per parameter: set_weights' order
+    dtype: str  # of the weights (floatx() for a model without any)
+    optimizer: optimizers.Optimizer | None  # None: not compiled, or compile=False
+    loss: str | None  # the loss's name
+    optimizer_state: dict  # for optimizer.set_state: "iterations", "<layer>/<param>/<slot>"
+    fit_seed: int | None  # the seed of the model's last fit
+
+
+def read_contents(archive: ModelArchive, layers, input_shape, compile: bool) -> ModelContents:
+    """The weights, optimizer and fit seed of the file, for the model its architecture
+    describes: ``layers``, not built yet, for samples of ``input_shape`` (None: the model
+    was saved unbuilt, without weights). ``compile=False`` leaves out the optimizer.
+
+    Every member's header is checked against the architecture before any array is read.
     """
-    with ModelArchive(path) as archive:
-        model, input_shape = model_from_config(archive.read_json("__architecture__"), archive)
-        shapes = param_shapes(model, input_shape, archive) if input_shape is not None else {}
-        optimizer = loss = None
-        if compile and "__compile__" in archive.members:
-            optimizer, loss = _optimizer_from(archive.read_json("__compile__"), archive)
+    shapes = param_shapes(layers, input_shape, archive) if input_shape is not None else {}
+    optimizer = loss = None
+    if compile and "__compile__" in archive.members:
+        optimizer, loss = _optimizer_from(archive.read_json("__compile__"), archive)
 
-        expected = {"__format__", "__architecture__", "__compile__", "__training__"}
-        expected |= {f"weights/{key}" for key in shapes}
-        if optimizer is not None:
-            expected.add("optimizer/iterations")
-            for key in shapes:
-                expected |= {f"optimizer/{key}/{slot}" for slot in _slots(optimizer, archive, key)}
-        archive.refuse_unexpected(expected, also=() if optimizer is not None else ("optimizer/",))
-
-        dtype = _check_weights(archive, shapes)
-        dtype = dtype.name if dtype is not None else backend.floatx()
-        state_names = _check_state(archive, optimizer, shapes, dtype) if optimizer else []
-
-        # every header agrees with the architecture: now read and allocate
-        weights = _read_weights(archive, shapes)
-        state = {name[len("optimizer/") :]: archive.read(name) for name in state_names}
-        if "__training__" in archive.members:
-            model.fit_seed = _fit_seed_from(archive.read_json("__training__"), archive)
-    if input_shape is not None:
-        with backend.use_floatx(dtype):
-            model.build(input_shape)
-        model.set_weights(weights)  # same order: per layer, per parameter
+    expected = {"__format__", "__architecture__", "__compile__", "__training__"}
+    expected |= {f"weights/{key}" for key in shapes}
     if optimizer is not None:
-        model.compile(optimizer=optimizer, loss=loss)
+        expected.add("optimizer/iterations")
+        for key in shapes:
+            expected |= {f"optimizer/{key}/{slot}" for slot in _slots(optimizer, archive, key)}
+    archive.refuse_unexpected(expected, also=() if optimizer is not None else ("optimizer/",))
+
+    dtype = _check_weights(archive, shapes)
+    dtype = dtype.name if dtype is not None else backend.floatx()
+    state_names = _check_state(archive, optimizer, shapes, dtype) if optimizer else []
+
+    # every header agrees with the architecture: now read and allocate
+    weights = _read_weights(archive, shapes)
+    state = {name[len("optimizer/") :]: archive.read(name) for name in state_names}
+    if optimizer is not None:
         iterations = int(state.pop("iterations", 0))
         if iterations < 0:
-            raise ModelFileError(
-                f"{archive.where}: optimizer/iterations is negative ({iterations})."
-            )
-        model.optimizer.set_state({"iterations": iterations, **state})
-    return model
+            raise archive.error(f"optimizer/iterations is negative ({iterations}).")
+        state = {"iterations": iterations, **state}
+    fit_seed = None
+    if "__training__" in archive.members:
+        fit_seed = _fit_seed_from(archive.read_json("__training__"), archive)
+    return ModelContents(weights, dtype, optimizer, loss, state, fit_seed)

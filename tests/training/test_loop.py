@@ -21,6 +21,7 @@ from tinycnn.losses import SoftmaxCrossEntropy
 from tinycnn.optimizers import SGD, Adam
 from tinycnn.training import Callback, EarlyStopping, History
 from tinycnn.training import loop as loop_module
+from tinycnn.training import rollback as rollback_module
 
 L = tinycnn.layers
 SQUARES = [(0, 0), (0, 4), (4, 2)]  # top-left corner of the bright 4x4 square of each class
@@ -666,7 +667,7 @@ def test_divergence_is_reported_with_a_progress_bar_too(capsys):
 @pytest.mark.parametrize("lr", [300.0, 0.05], ids=["diverging", "converging"])
 def test_the_gpu_path_rolls_back_to_the_same_step_and_state(monkeypatch, check_seconds, lr):
     """On a GPU the loop reads the loss only now and then, and on a non-finite one rolls
-    back and replays (_Rollback). Forced here on NumPy: the result must be bit for bit
+    back and replays (rollback.py). Forced here on NumPy: the result must be bit for bit
     that of checking every step, whether the checks are frequent or only at epoch ends."""
 
     def run():
@@ -682,7 +683,7 @@ def test_the_gpu_path_rolls_back_to_the_same_step_and_state(monkeypatch, check_s
 
     model, history, messages = run()
     monkeypatch.setattr(loop_module, "_reads_are_free", lambda x: False)
-    monkeypatch.setattr(loop_module, "CHECK_SECONDS", check_seconds)
+    monkeypatch.setattr(rollback_module, "CHECK_SECONDS", check_seconds)
     gpu_model, gpu_history, gpu_messages = run()
     assert history.stopped_reason == ("non-finite loss" if lr == 300.0 else None)
     assert (gpu_history.stopped_reason, gpu_history.stopped_epoch, gpu_history.stopped_step) == (

@@ -2,15 +2,16 @@
 
 The forward pass runs the layers in order; the backward pass runs them in reverse,
 each turning dL/d(its output) into dL/d(its input) (backpropagation is just that).
-Training (``compile``/``fit``/``evaluate``/``predict``) lives in ``tinycnn.training``
-and saving in ``tinycnn.saving``; the methods here are thin doors into them.
+The training loop (``fit``/``evaluate``/``predict``) lives in ``tinycnn.training`` and
+the file format in ``tinycnn.saving``; the methods here are thin doors into them, which
+pass the model in. Imports go one way: this module imports those two, never the reverse.
 """
 
 from __future__ import annotations
 
 import re
 
-from .. import backend
+from .. import backend, losses, optimizers, saving, training
 from ..initializers import make_rng
 from ..layers import Layer
 from . import fusion
@@ -234,46 +235,99 @@ class Sequential:
             print_fn(line)
 
     def compile(self, optimizer="adam", loss="sparse_categorical_crossentropy", metrics=None):
-        from ..training import loop
+        """Choose how the model trains: the optimizer and the loss.
 
-        loop.compile_model(self, optimizer, loss, metrics)
+        Args:
+            optimizer: ``"adam"`` or ``"sgd"`` (Keras' default settings), or an optimizer
+                object such as ``tinycnn.optimizers.Adam(learning_rate=1e-3)``.
+            loss: ``"sparse_categorical_crossentropy"``: softmax cross-entropy on the
+                logits against integer labels (the last layer outputs logits, no
+                softmax), or a loss object.
+            metrics: accepted for Keras code; ``fit`` and ``evaluate`` always report the
+                accuracy, the one metric there is (``None``, ``["accuracy"]``, ``["acc"]``).
+        """
+        if metrics not in (None, [], ["accuracy"], ("accuracy",), ["acc"]):
+            raise ValueError(f"Only the 'accuracy' metric is supported, got {metrics!r}.")
+        self.optimizer = optimizers.get(optimizer)
+        self.optimizer.bind(self.layers)  # so that set_state can check shapes against them
+        self.loss = losses.get(loss)
 
     def train_on_batch(self, x, y):
         """One optimisation step on one batch; returns (loss, accuracy) as floats."""
-        from ..training import loop
+        return training.train_on_batch(self, x, y)
 
-        return loop.train_on_batch(self, x, y)
+    def fit(
+        self,
+        x,
+        y,
+        epochs: int = 1,
+        batch_size: int = 32,
+        validation_data=None,
+        validation_split: float = 0.0,
+        shuffle: bool = True,
+        callbacks=None,
+        verbose: int = 1,
+        seed=None,
+        initial_epoch: int = 0,
+    ):
+        """Train on images ``x`` ``(N, H, W, C)`` (floats) and labels ``y`` ``(N,)`` (ints).
 
-    def fit(self, x, y, **kwargs):
-        """Train; see :func:`tinycnn.training.loop.fit` for the arguments. Returns a History."""
-        from ..training import loop
+        Args:
+            x: the images, e.g. ``tinycnn.preprocessing.prepare_images(raw)``.
+            y: their class labels, integers in [0, classes).
+            epochs: train until this epoch number (counting from ``initial_epoch``).
+            batch_size: samples per step; the last batch of an epoch may be smaller.
+            validation_data: ``(x_val, y_val)`` evaluated after each epoch.
+            validation_split: or hold out this last fraction of ``x``, ``y`` for validation.
+            shuffle: new random sample order each epoch.
+            callbacks: list of :class:`~tinycnn.training.callbacks.Callback`.
+            verbose: 0 silent, 1 a live progress bar per epoch, 2 one line per epoch.
+            seed: fixes the sample order and the Dropout masks. None: fresh randomness,
+                except when resuming (``initial_epoch > 0``): then the seed of the model's
+                previous fit, ``model.fit_seed``, so the resumed run equals an unbroken one.
+            initial_epoch: epoch to start from (to resume from a checkpoint).
+        Returns:
+            A :class:`~tinycnn.training.callbacks.History`; ``history.history["loss"]``
+            etc. have one value per epoch.
 
-        return loop.fit(self, x, y, **kwargs)
+        Training that diverges (a NaN or infinite loss) stops at that step with a warning
+        and the weights from before it; ``history.stopped_reason`` then says
+        ``"non-finite loss"`` and ``history.stopped_epoch``/``stopped_step`` say where.
+        The loop itself: ``tinycnn/training/loop.py``.
+        """
+        return training.fit(
+            self,
+            x,
+            y,
+            epochs=epochs,
+            batch_size=batch_size,
+            validation_data=validation_data,
+            validation_split=validation_split,
+            shuffle=shuffle,
+            callbacks=callbacks,
+            verbose=verbose,
+            seed=seed,
+            initial_epoch=initial_epoch,
+        )
 
     def evaluate(self, x, y, batch_size: int = 32, verbose: int = 0, return_dict: bool = False):
         """Mean loss and accuracy on ``(x, y)``: ``[loss, accuracy]`` like Keras."""
-        from ..training import loop
-
-        return loop.evaluate(
+        return training.evaluate(
             self, x, y, batch_size=batch_size, verbose=verbose, return_dict=return_dict
         )
 
     def predict(self, x, batch_size: int = 32, verbose: int = 0):
         """Logits for ``x``, computed batch by batch; a NumPy array ``(N, classes)``."""
-        from ..training import loop
-
-        return loop.predict(self, x, batch_size=batch_size, verbose=verbose)
+        return training.predict(self, x, batch_size=batch_size, verbose=verbose)
 
     def save(self, path) -> None:
-        """Write architecture, weights and optimizer state to one ``.npz`` file, atomically."""
-        from .. import saving
+        """Write architecture, weights and optimizer state to one ``.npz`` file, atomically.
 
+        ``tinycnn.load_model(path)`` reads it back."""
         saving.save_model(self, path)
 
     def load_weights(self, path) -> None:
         """Load the weights of a file written by :meth:`save` (same architecture)."""
-        from .. import saving
-
         saving.load_weights(self, path)
 
     def get_config(self) -> dict:

@@ -1,4 +1,10 @@
-"""Training: the fit/evaluate/predict loop and its callbacks."""
+"""Training: the fit/evaluate/predict loop and its callbacks.
+
+``loop.py`` is the loop itself (one step, one epoch, fit); beside it, what it checks
+before the first step (``checks.py``), Ctrl-C (``interrupt.py``), how a GPU catches a
+diverging loss (``rollback.py``), the progress bar (``progress.py``) and the callbacks.
+The model is always passed in: nothing here imports ``tinycnn.models``.
+"""
 
 from .callbacks import (
     Callback,

@@ -1,4 +1,4 @@
-"""The training loop: compile, fit, evaluate, predict, as Keras users know them.
+"""The training loop: one step, one epoch, fit; then evaluate and predict.
 
 One training step on a batch (x, y) is four lines (see :func:`train_step`):
 
@@ -7,56 +7,49 @@ One training step on a batch (x, y) is four lines (see :func:`train_step`):
     model.backward(loss_fn.backward())              # fills every layer's grads
     optimizer.step(model.layers)                    # updates every layer's params
 
-Everything else here is bookkeeping: batches, shuffling, metrics, validation,
-progress bars, callbacks, a clean stop on Ctrl-C, and a clear stop when training
-diverges (the loss becomes NaN or infinite, typically from too high a learning rate).
+One epoch (:func:`_run_epoch`) takes that step on every batch of a shuffled order of
+the samples, then measures the loss on the validation data. :func:`fit` checks its
+arguments and the data once, copies the data to the model's device once, and runs the
+epochs, calling the callbacks between them. What else there is: progress bars, a clean
+stop on Ctrl-C (``interrupt.py``), and a clear stop when training diverges (the loss
+becomes NaN or infinite, typically from too high a learning rate).
 
-On the GPU (CuPy backend), the data is copied to the GPU once before the first
-epoch, and the loss and accuracy are summed on the GPU: reading a number back to
-Python waits for the GPU, so the loop does it only a few times a second (see
-:class:`_Rollback` for how a divergence is still caught at the right step).
+On the GPU (CuPy backend), the loss and accuracy are summed on the GPU: reading a
+number back to Python waits for the GPU, so the loop does it only a few times a
+second (``rollback.py`` says how a divergence is still caught at the right step).
+
+The model comes in as an argument: this package never imports ``tinycnn.models``
+(``Sequential.fit`` and its siblings call the functions here).
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
-import signal
-import threading
 import time
+import typing
 import warnings
 
 import numpy
 
-from .. import backend, losses, optimizers
-from ..losses.softmax_cross_entropy import check_class_labels
+from .. import backend
 from .callbacks import Callback, History
+from .checks import (
+    check_batch_size,
+    check_callbacks,
+    check_data,
+    check_epochs,
+    check_seed,
+    check_validation_data,
+    require_compiled,
+    require_samples,
+)
+from .interrupt import stop_on_interrupt
 from .progress import EpochProgress
+from .rollback import Rollback
 
 
-def compile_model(model, optimizer="adam", loss="sparse_categorical_crossentropy", metrics=None):
-    """Attach an optimizer and a loss (objects or Keras names) to ``model``.
-
-    The metric is always accuracy (the only one a classifier of this library needs);
-    ``metrics`` is accepted for Keras compatibility.
-    """
-    if metrics not in (None, [], ["accuracy"], ("accuracy",), ["acc"]):
-        raise ValueError(f"Only the 'accuracy' metric is supported, got {metrics!r}.")
-    model.optimizer = optimizers.get(optimizer)
-    model.optimizer.bind(model.layers)  # so that set_state can check shapes against them
-    model.loss = losses.get(loss)
-
-
-def _require_compiled(model, what: str) -> None:
-    if model.optimizer is None or model.loss is None:
-        raise RuntimeError(
-            f"{what}: compile the model first, e.g. "
-            "model.compile(optimizer='adam', loss='sparse_categorical_crossentropy')."
-        )
-
-
-# ---- one step ------------------------------------------------------------------------
+# ---- one step ------------------------------------------------------------------------------------
 def train_step(model, x, y, skip_non_finite: bool = True):
     """One optimisation step. Returns (loss, number correct) as 0-d arrays of the backend.
 
@@ -64,7 +57,7 @@ def train_step(model, x, y, skip_non_finite: bool = True):
     weights and the optimizer untouched: the loss is known before backward, so the
     step can be refused before it does harm. That reads the loss back to Python,
     which is free on NumPy but waits for the GPU on CuPy, where ``fit`` passes False
-    and checks in bulk instead (:class:`_Rollback`).
+    and checks in bulk instead (``rollback.py``).
 
     Only the loss is checked: a finite loss with overflowing gradients (rare) spoils
     the weights, and the next step's loss, computed with them, is the one that stops.
@@ -82,196 +75,25 @@ def train_on_batch(model, x, y):
     """One step on one batch, with its inputs checked; returns (loss, accuracy) floats.
 
     A NaN or infinite loss is returned as it is, but the weights are not updated."""
-    _require_compiled(model, "train_on_batch")
-    x, y = _check_data(model, x, y, "train_on_batch")
+    require_compiled(model, "train_on_batch")
+    x, y = check_data(model, x, y, "train_on_batch")
     x, y = _to_model_backend(model, x, y)
     loss, correct = train_step(model, x, y)
     return float(loss), float(correct) / len(y)
 
 
-# ---- data checks and placement -------------------------------------------------------------
-def _check_data(model, x, y, what: str):
-    """Validate once, before the loop, what the layers would otherwise check every step."""
-    if not hasattr(x, "shape") or not hasattr(x, "dtype"):
-        raise TypeError(
-            f"{what}: x must be an array of images (N, H, W, C), got {type(x).__name__}."
-        )
-    if x.dtype.kind != "f":
-        raise TypeError(
-            f"{what}: x must hold floats, got {x.dtype}. Scale uint8 images with "
-            "tinycnn.preprocessing.prepare_images(x) (to [0, 1], with a channel axis)."
-        )
-    model.check_sample_shape(x, what)  # builds the model from x if it has no input_shape
-    xp = backend.get_array_module(x)
-    if not bool(xp.isfinite(x).all()):
-        raise ValueError(f"{what}: x contains NaN or infinite values.")
-    if y is not None:
-        y = backend.to_numpy(y) if backend.backend_of(y) != "numpy" else numpy.asarray(y)
-        # the loss's own rules, checked once here rather than at every step
-        check_class_labels(y, x.shape[0], model.output_shapes()[-1][-1], what, "y")
-    return x, y
-
-
-def _check_batch_size(batch_size, what: str) -> None:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, numpy.integer)):
-        raise TypeError(f"{what}: batch_size must be an int, got {batch_size!r}.")
-    if batch_size < 1:
-        raise ValueError(f"{what}: batch_size must be at least 1, got {batch_size}.")
-
-
-def _model_backend(model) -> str:
-    for layer in model.layers:
-        for p in layer.params.values():
-            return backend.backend_of(p)
-    return backend.get_backend()
-
-
-def _to_model_backend(model, *arrays):
-    """Copy arrays to the model's device (once per fit, not per batch)."""
-    name = _model_backend(model)
-    dtype = model.layers[0].dtype
-    out = []
-    for a in arrays:
-        if a is None:
-            out.append(None)
-            continue
-        a = backend.to_backend(a, name)
-        if a.dtype.kind == "f" and a.dtype != dtype:
-            a = a.astype(dtype)
-        out.append(a)
-    return out
-
-
-# ---- Ctrl-C -------------------------------------------------------------------------------
-@contextlib.contextmanager
-def _stop_on_interrupt(flag: dict):
-    """While active, the first Ctrl-C only sets ``flag["stop"]``: the loop finishes the
-    current step and returns, so the weights are never left half-updated. A second
-    Ctrl-C interrupts at once.
-
-    Nothing is installed outside the main thread (Python allows handlers only there),
-    nor when the process ignores SIGINT (a job started with ``&`` from a script: it must
-    go on ignoring Ctrl-C typed for the foreground), nor when the handler was not set
-    from Python (it could not be put back)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    if signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, None):
-        yield
-        return
-
-    def handler(signum, frame):
-        if flag.get("stop"):
-            signal.signal(signal.SIGINT, previous)
-            raise KeyboardInterrupt
-        flag["stop"] = True
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-# ---- fit ----------------------------------------------------------------------------------------
-# history.stopped_reason when fit ends before its last epoch
-INTERRUPTED = "interrupted"  # Ctrl-C
-NON_FINITE_LOSS = "non-finite loss"  # training diverged
-CALLBACK = "callback"  # a callback set model.stop_training (EarlyStopping, TerminateOnNaN)
-
-
-def split_validation(x, y, validation_split: float):
-    """Hold out the *last* fraction of the samples (before any shuffling), as Keras does."""
-    if not 0.0 <= validation_split < 1.0:
-        raise ValueError(f"validation_split must be in [0, 1), got {validation_split!r}.")
-    n_val = int(round(len(x) * validation_split))
-    if n_val == 0:
-        return (x, y), None
-    return (x[:-n_val], y[:-n_val]), (x[-n_val:], y[-n_val:])
-
-
-def epoch_order(n: int, seed, epoch: int, shuffle: bool) -> numpy.ndarray:
-    """The sample order of one epoch. Seeded by (seed, epoch), so a run resumed at
-    epoch k sees exactly the batches an uninterrupted run would have seen."""
-    if not shuffle:
-        return numpy.arange(n)
-    return numpy.random.default_rng([seed, epoch]).permutation(n)
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, (int, numpy.integer)) and not isinstance(value, bool)
-
-
-def _check_epochs(epochs, initial_epoch) -> None:
-    for name, value in (("epochs", epochs), ("initial_epoch", initial_epoch)):
-        if not _is_int(value):
-            raise TypeError(f"fit: {name} must be an int, got {value!r}.")
-        if value < 0:
-            raise ValueError(f"fit: {name} must be at least 0, got {value}.")
-    if initial_epoch > epochs:
-        raise ValueError(
-            f"fit: initial_epoch={initial_epoch} is past epochs={epochs}. As in Keras, "
-            "epochs is the epoch to train until, not a number of further epochs."
-        )
-
-
-def _check_callbacks(callbacks) -> list:
-    """The callbacks as a list, each a Callback (Keras raises on a bare callback too)."""
-    if callbacks is None:
-        return []
-    if isinstance(callbacks, Callback):
-        name = type(callbacks).__name__
-        raise TypeError(f"fit: callbacks must be a list: write callbacks=[{name}(...)].")
-    if not isinstance(callbacks, (list, tuple)):
-        raise TypeError(f"fit: callbacks must be a list, got {type(callbacks).__name__}.")
-    for k, callback in enumerate(callbacks):
-        if not isinstance(callback, Callback):
-            raise TypeError(
-                f"fit: callbacks[{k}] is a {type(callback).__name__}, not a Callback "
-                "(subclass tinycnn.callbacks.Callback)."
-            )
-    return list(callbacks)
-
-
-def _require_samples(x, what: str) -> None:
-    if len(x) == 0:
-        raise ValueError(f"{what} has no samples: a mean loss over 0 samples means nothing.")
-
-
-def _fit_seed(model, seed, initial_epoch: int) -> int:
-    """This run's seed, kept as ``model.fit_seed`` (a resumed run reuses it)."""
-    if seed is None and initial_epoch > 0:
-        seed = model.fit_seed
-    if seed is None:
-        seed = int(numpy.random.SeedSequence().entropy % 2**32)
-    if not _is_int(seed):
-        raise TypeError(f"fit: seed must be an int >= 0 or None, got {seed!r}.")
-    if seed < 0:
-        raise ValueError(f"fit: seed must be an int >= 0 or None, got {seed}.")
-    model.fit_seed = int(seed)
-    return model.fit_seed
-
-
-def _reads_are_free(x) -> bool:
-    """True where reading a number back to Python costs nothing (NumPy): then the loop
-    checks every loss before its update. On a GPU it waits for the device: see _Rollback."""
-    return backend.backend_of(x) == "numpy"
-
-
-def _has_batch_hook(callback) -> bool:
-    return type(callback).on_train_batch_end is not Callback.on_train_batch_end
-
-
+# ---- one epoch -----------------------------------------------------------------------------------
 @dataclasses.dataclass
 class _Plan:
     """What every epoch of one fit() needs to know."""
 
+    epochs: int  # the epoch to train until, for the progress bar's "Epoch 3/10"
+    steps: int  # steps per epoch
     batch_size: int
-    seed: int
     shuffle: bool
+    seed: int  # with the epoch number, fixes the batch order and the Dropout masks
     verbose: int
-    epochs: int
-    validation_data: tuple | None
+    validation_data: tuple | None  # (x_val, y_val), checked and on the model's device
     batch_callbacks: list  # the callbacks with an on_train_batch_end (called every step)
     noisy_layers: list  # (index, layer) of the layers with random masks (Dropout)
     check_each_step: bool  # read every loss before its update (NumPy, or batch callbacks)
@@ -282,127 +104,84 @@ class _Plan:
         for index, layer in self.noisy_layers:
             layer.noise_key = (self.seed, epoch, step, index)
 
-
-def fit(
-    model,
-    x,
-    y,
-    epochs: int = 1,
-    batch_size: int = 32,
-    validation_data=None,
-    validation_split: float = 0.0,
-    shuffle: bool = True,
-    callbacks=None,
-    verbose: int = 1,
-    seed=None,
-    initial_epoch: int = 0,
-):
-    """Train ``model`` on images ``x`` ``(N, H, W, C)`` (floats) and labels ``y`` ``(N,)``.
-
-    Args:
-        epochs: train until this epoch number (counting from ``initial_epoch``).
-        batch_size: samples per step; the last batch of an epoch may be smaller.
-        validation_data: ``(x_val, y_val)`` evaluated after each epoch.
-        validation_split: or hold out this last fraction of ``x``, ``y`` for validation.
-        shuffle: new random sample order each epoch.
-        callbacks: list of :class:`~tinycnn.training.callbacks.Callback`.
-        verbose: 0 silent, 1 a live progress bar per epoch, 2 one line per epoch.
-        seed: fixes the sample order and the Dropout masks. None: fresh randomness,
-            except when resuming (``initial_epoch > 0``): then the seed of the model's
-            previous fit, ``model.fit_seed``, so the resumed run equals an unbroken one.
-        initial_epoch: epoch to start from (to resume from a checkpoint).
-    Returns:
-        A :class:`History`; ``history.history["loss"]`` etc. have one value per epoch.
-
-    Training that diverges (a NaN or infinite loss) stops at that step with a warning
-    and the weights from before it; ``history.stopped_reason`` then says
-    ``"non-finite loss"`` and ``history.stopped_epoch``/``stopped_step`` say where.
-    """
-    _require_compiled(model, "fit")
-    _check_batch_size(batch_size, "fit")
-    _check_epochs(epochs, initial_epoch)
-    callbacks = _check_callbacks(callbacks)
-    x, y = _check_data(model, x, y, "fit")
-    _require_samples(x, "fit: x")
-    if validation_data is None:
-        (x, y), validation_data = split_validation(x, y, validation_split)
-        if len(x) == 0:
-            raise ValueError(
-                f"fit: validation_split={validation_split} leaves no sample to train on."
-            )
-    else:
-        if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
-            raise ValueError("fit: validation_data must be a pair (x_val, y_val).")
-        validation_data = _check_data(model, *validation_data, "fit (validation_data)")
-        _require_samples(validation_data[0], "fit: validation_data")
-    seed = _fit_seed(model, seed, initial_epoch)
-    x, y = _to_model_backend(model, x, y)
-    if validation_data is not None:
-        validation_data = _to_model_backend(model, *validation_data)
-
-    history = History()
-    callbacks = [history, *callbacks]
-    n, steps = len(x), -(-len(x) // batch_size)
-    history.params = {"epochs": epochs, "steps": steps, "batch_size": batch_size, "samples": n}
-    batch_callbacks = [cb for cb in callbacks if _has_batch_hook(cb)]
-    plan = _Plan(
-        batch_size,
-        seed,
-        shuffle,
-        verbose,
-        epochs,
-        validation_data,
-        batch_callbacks,
-        noisy_layers=[(k, lay) for k, lay in enumerate(model.layers) if hasattr(lay, "noise_key")],
-        check_each_step=_reads_are_free(x) or bool(batch_callbacks),
-    )
-    for cb in callbacks:
-        cb.set_model(model)
-    model.stop_training = False
-    interrupt = {"stop": False}
-    for cb in callbacks:
-        cb.on_train_begin()
-    try:
-        with _stop_on_interrupt(interrupt):
-            for epoch in range(initial_epoch, epochs):
-                for cb in callbacks:
-                    cb.on_epoch_begin(epoch)
-                logs, stop = _run_epoch(model, x, y, epoch, plan, interrupt)
-                if stop is not None:  # Ctrl-C or divergence: the epoch is not reported
-                    _record_stop(history, model, epoch, steps, *stop)
-                    break
-                for cb in callbacks:
-                    cb.on_epoch_end(epoch, logs)
-                if model.stop_training:
-                    history.stopped_reason, history.stopped_epoch = CALLBACK, epoch
-                    break
-    finally:
-        for _, layer in plan.noisy_layers:  # outside fit, Dropout draws masks of its own
+    def clear_noise(self) -> None:
+        """Outside fit, Dropout draws masks of its own."""
+        for _, layer in self.noisy_layers:
             layer.noise_key = None
-    for cb in callbacks:
-        cb.on_train_end()
-    model.clear_caches()
-    return history
 
 
-def _record_stop(history, model, epoch: int, steps: int, reason: str, step: int, loss) -> None:
-    """Note in ``history`` why and where training stopped; warn if it diverged."""
-    history.stopped_reason, history.stopped_epoch, history.stopped_step = reason, epoch, step
-    if reason == INTERRUPTED:
-        history.interrupted = True
-        return
-    message = (
-        f"fit: the loss became {loss} at epoch {epoch + 1}, step {step + 1}/{steps}: training "
-        "diverged and stopped, keeping the weights from before that step. Lower the "
-        f"learning rate (it is {model.optimizer.learning_rate:g})."
-    )
-    if not all(numpy.isfinite(w).all() for w in model.get_weights()):
-        message += " Those weights are not finite either: the step before overflowed."
-    warnings.warn(message, RuntimeWarning, stacklevel=4)  # at the user's model.fit(...)
+class _Stop(typing.NamedTuple):
+    """Why and where an epoch was cut short: ``step`` is its first step not applied."""
+
+    reason: str  # INTERRUPTED or NON_FINITE_LOSS
+    step: int
+    loss: float | None = None  # the non-finite loss
+
+
+def _run_epoch(model, x, y, epoch: int, plan: _Plan, ctrl_c):
+    """Train one epoch, then evaluate the validation data. Returns ``(logs, stop)``:
+    ``stop`` is None, or the :class:`_Stop` when Ctrl-C or a non-finite loss cut the
+    epoch short (it is then not validated)."""
+    progress = EpochProgress(epoch, plan.epochs, plan.steps, plan.verbose)
+    start = time.perf_counter()
+    sums, stop = _train_epoch(model, x, y, epoch, plan, ctrl_c, progress)
+    logs = {**sums.running(), "epoch_seconds": time.perf_counter() - start}
+    if plan.validation_data is not None and stop is None:
+        val_loss, val_accuracy = _mean_loss_and_accuracy(
+            model, *plan.validation_data, batch_size=max(plan.batch_size, 256)
+        )
+        logs.update(val_loss=val_loss, val_accuracy=val_accuracy)
+    progress.close(logs)
+    return logs, stop
+
+
+_NUMPY_FLOAT_ERRORS = r"(overflow|invalid value|divide by zero) encountered"
+
+
+def _train_epoch(model, x, y, epoch: int, plan: _Plan, ctrl_c, progress):
+    """:func:`train_step` on each batch of the epoch's sample order. Returns ``(sums,
+    stop)``: the running loss and accuracy (:class:`_Sums`), and None or a :class:`_Stop`.
+    """
+    order = epoch_order(len(x), plan.seed, epoch, plan.shuffle)
+    order = backend.to_backend(order, backend.backend_of(x))
+    sums = _Sums(backend.get_array_module(x))
+    # NumPy reads each loss before its update; a GPU reads the running sum now and then
+    rollback = None if plan.check_each_step else Rollback(model, sums)
+    step, stop = 0, None
+    # A divergence is reported once, by fit: NumPy's overflow warnings would bury it.
+    # (A filter, not numpy.errstate: the convolution kernels' threads would not see that.)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", _NUMPY_FLOAT_ERRORS, RuntimeWarning)
+        while step < plan.steps:
+            rows = order[step * plan.batch_size : (step + 1) * plan.batch_size]
+            plan.set_noise(epoch, step)
+            checked = rollback is None or rollback.replaying(step)  # read this loss first?
+            loss, correct = train_step(model, x[rows], y[rows], skip_non_finite=checked)
+            sums.add(loss, correct, len(rows))  # on the device: no waiting here
+            if checked and not math.isfinite(loss):
+                stop = _Stop(NON_FINITE_LOSS, step, float(loss))
+            step += 1
+            progress.step(sums.running)
+            if plan.batch_callbacks:
+                logs = sums.running()
+                for callback in plan.batch_callbacks:
+                    callback.on_train_batch_end(step - 1, logs)
+            if stop is not None or model.stop_training:
+                break
+            if rollback is not None:  # GPU: read the running loss now and then
+                epoch_end_or_ctrl_c = step == plan.steps or ctrl_c.pressed
+                if rollback.time_to_check(step, now=epoch_end_or_ctrl_c):
+                    step, sums = rollback.check(step, sums)  # goes back if the loss diverged
+                    progress.rewind(step)
+            if ctrl_c.pressed and (rollback is None or not rollback.replaying(step)):
+                stop = _Stop(INTERRUPTED, step)
+                break
+    return sums, stop
 
 
 class _Sums:
-    """An epoch's running totals, kept on the device: adding to them never waits for it."""
+    """Running totals of an epoch or an evaluation, kept on the device: adding to them
+    never waits for it."""
 
     def __init__(self, xp):
         self.loss = xp.zeros((), dtype=xp.float64)  # sum of loss * batch size
@@ -425,146 +204,187 @@ class _Sums:
         return other
 
 
-CHECK_SECONDS = 0.25  # on a GPU, how often the loop reads the running loss
-_NUMPY_FLOAT_ERRORS = r"(overflow|invalid value|divide by zero) encountered"
+def epoch_order(n: int, seed, epoch: int, shuffle: bool) -> numpy.ndarray:
+    """The sample order of one epoch. Seeded by (seed, epoch), so a run resumed at
+    epoch k sees exactly the batches an uninterrupted run would have seen."""
+    if not shuffle:
+        return numpy.arange(n)
+    return numpy.random.default_rng([seed, epoch]).permutation(n)
 
 
-class _Rollback:
-    """How the GPU path catches a divergence at its first step without reading every loss.
+# ---- fit ----------------------------------------------------------------------------------------
+# history.stopped_reason when fit ends before its last epoch
+INTERRUPTED = "interrupted"  # Ctrl-C
+NON_FINITE_LOSS = "non-finite loss"  # training diverged
+CALLBACK = "callback"  # a callback set model.stop_training (EarlyStopping, TerminateOnNaN)
 
-    A non-finite loss makes the running sum of losses non-finite for good, so the
-    loop reads that sum only every ``CHECK_SECONDS`` and at the end of the epoch.
-    While it is finite, a snapshot is copied on the device: the weights, the
-    optimizer's state and the sums. When it is not, the model goes back to the last
-    snapshot and replays the steps since, checking each loss before its update
-    (train_step's ``skip_non_finite``): training stops at the first non-finite loss
-    with the weights from before it, exactly as on NumPy. The replay repeats the
-    same computation, since a step depends only on the weights, the optimizer state
-    (``optimizer.state`` and ``iterations``) and (seed, epoch, step); should a replay
-    stay finite after all, training simply carries on from it.
+
+def fit(
+    model,
+    x,
+    y,
+    epochs: int = 1,
+    batch_size: int = 32,
+    validation_data=None,
+    validation_split: float = 0.0,
+    shuffle: bool = True,
+    callbacks=None,
+    verbose: int = 1,
+    seed=None,
+    initial_epoch: int = 0,
+):
+    """Train ``model`` on images ``x`` and labels ``y``; returns a :class:`History`.
+
+    The arguments are those of :meth:`tinycnn.models.Sequential.fit`, which calls this
+    and documents them. Everything is checked before the first step, then the data is
+    copied to the model's device (once), then the epochs run from ``initial_epoch`` to
+    ``epochs``, with the callbacks called around each.
     """
+    require_compiled(model, "fit")
+    check_batch_size(batch_size, "fit")
+    check_epochs(epochs, initial_epoch)
+    callbacks = check_callbacks(callbacks)
+    (x, y), validation_data = _fit_data(model, x, y, validation_data, validation_split)
+    seed = _fit_seed(model, seed, initial_epoch)
+    x, y = _to_model_backend(model, x, y)
+    if validation_data is not None:
+        validation_data = _to_model_backend(model, *validation_data)
 
-    def __init__(self, model, sums: _Sums):
-        self.model = model
-        self.replay_until = -1  # steps up to this one are being replayed, each checked
-        self._take(0, sums)
-
-    def replaying(self, step: int) -> bool:
-        return step <= self.replay_until
-
-    def due(self) -> bool:
-        return time.perf_counter() - self.taken_at >= CHECK_SECONDS
-
-    def check(self, step: int, sums: _Sums) -> tuple[int, _Sums]:
-        """Read the running loss (the one wait for the device); returns the step and the
-        sums to go on from: these, or the snapshot's after a rollback."""
-        if math.isfinite(float(sums.loss)):
-            self._take(step, sums)
-            return step, sums
-        self.replay_until = step - 1
-        self._restore()
-        return self.step, self.sums.copy()
-
-    def _take(self, step: int, sums: _Sums) -> None:
-        optimizer = self.model.optimizer
-        self.step, self.sums, self.taken_at = step, sums.copy(), time.perf_counter()
-        self.params = [p.copy() for layer in self.model.layers for p in layer.params.values()]
-        self.iterations = optimizer.iterations
-        self.state = _copy_state(optimizer.state)
-
-    def _restore(self) -> None:
-        params = [p for layer in self.model.layers for p in layer.params.values()]
-        for param, saved in zip(params, self.params, strict=True):
-            param[...] = saved  # in place: the layers keep their arrays
-        self.model.optimizer.iterations = self.iterations
-        self.model.optimizer.state = _copy_state(self.state)
-
-
-def _copy_state(state: dict) -> dict:
-    return {key: {name: a.copy() for name, a in slot.items()} for key, slot in state.items()}
-
-
-def _run_epoch(model, x, y, epoch: int, plan: _Plan, interrupt: dict):
-    """Train one epoch, then evaluate. Returns ``(logs, stop)``: ``stop`` is None, or
-    ``(reason, step, loss)`` when Ctrl-C or a non-finite loss cut the epoch short at
-    ``step`` (the first step not applied)."""
-    xp = backend.get_array_module(x)
-    order = epoch_order(len(x), plan.seed, epoch, plan.shuffle)
-    order = backend.to_backend(order, backend.backend_of(x))
-    steps = -(-len(x) // plan.batch_size)
-    progress = EpochProgress(epoch, plan.epochs, steps, plan.verbose)
-    sums = _Sums(xp)
-    rollback = None if plan.check_each_step else _Rollback(model, sums)
-    start = time.perf_counter()
-    step, stop = 0, None
-    # A divergence is reported once, by fit: NumPy's overflow warnings would bury it.
-    # (A filter, not numpy.errstate: the convolution kernels' threads would not see that.)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", _NUMPY_FLOAT_ERRORS, RuntimeWarning)
-        while step < steps:
-            idx = order[step * plan.batch_size : (step + 1) * plan.batch_size]
-            plan.set_noise(epoch, step)
-            checked = rollback is None or rollback.replaying(step)
-            loss, batch_correct = train_step(model, x[idx], y[idx], skip_non_finite=checked)
-            sums.add(loss, batch_correct, len(idx))  # on the device: no synchronisation here
-            if checked and not math.isfinite(loss):
-                stop = (NON_FINITE_LOSS, step, float(loss))
-            step += 1
-            progress.step(sums.running)
-            if plan.batch_callbacks:
-                logs = sums.running()
-                for cb in plan.batch_callbacks:
-                    cb.on_train_batch_end(step - 1, logs)
-            if stop is not None or model.stop_training:
-                break
-            if rollback is not None and not rollback.replaying(step):
-                if step == steps or interrupt["stop"] or rollback.due():
-                    step, sums = rollback.check(step, sums)
-                    progress.rewind(step)
-            if interrupt["stop"] and (rollback is None or not rollback.replaying(step)):
-                stop = (INTERRUPTED, step, None)
-                break
-    logs = {**sums.running(), "epoch_seconds": time.perf_counter() - start}
-    if plan.validation_data is not None and stop is None:
-        val_loss, val_acc = evaluate(
-            model, *plan.validation_data, batch_size=max(plan.batch_size, 256)
-        )
-        logs.update(val_loss=val_loss, val_accuracy=val_acc)
-    progress.close(logs)
-    return logs, stop
+    history = History()
+    callbacks = [history, *callbacks]
+    batch_callbacks = [cb for cb in callbacks if _has_batch_hook(cb)]
+    plan = _Plan(
+        epochs=epochs,
+        steps=-(-len(x) // batch_size),  # the last batch may be smaller
+        batch_size=batch_size,
+        shuffle=shuffle,
+        seed=seed,
+        verbose=verbose,
+        validation_data=validation_data,
+        batch_callbacks=batch_callbacks,
+        noisy_layers=[(k, lay) for k, lay in enumerate(model.layers) if hasattr(lay, "noise_key")],
+        check_each_step=_reads_are_free(x) or bool(batch_callbacks),
+    )
+    history.params = {"epochs": epochs, "steps": plan.steps, "batch_size": batch_size}
+    history.params["samples"] = len(x)
+    for cb in callbacks:
+        cb.set_model(model)
+    model.stop_training = False
+    for cb in callbacks:
+        cb.on_train_begin()
+    try:
+        with stop_on_interrupt() as ctrl_c:
+            for epoch in range(initial_epoch, epochs):
+                for cb in callbacks:
+                    cb.on_epoch_begin(epoch)
+                logs, stop = _run_epoch(model, x, y, epoch, plan, ctrl_c)
+                if stop is not None:  # Ctrl-C or divergence: the epoch is not reported
+                    _record_stop(history, model, epoch, plan.steps, stop)
+                    break
+                for cb in callbacks:
+                    cb.on_epoch_end(epoch, logs)
+                if model.stop_training:
+                    history.stopped_reason, history.stopped_epoch = CALLBACK, epoch
+                    break
+    finally:
+        plan.clear_noise()
+    for cb in callbacks:
+        cb.on_train_end()
+    model.clear_caches()
+    return history
 
 
-# ---- evaluate and predict ---------------------------------------------------------------------------
-def _batches(n: int, batch_size: int):
-    for start in range(0, n, batch_size):
-        yield slice(start, min(start + batch_size, n))
+def _fit_data(model, x, y, validation_data, validation_split: float):
+    """The checked ``(x, y)`` to train on, and ``(x_val, y_val)`` or None."""
+    x, y = check_data(model, x, y, "fit")
+    require_samples(x, "fit: x")
+    if validation_data is not None:
+        return (x, y), check_validation_data(model, validation_data)
+    (x, y), validation_data = split_validation(x, y, validation_split)
+    if len(x) == 0:
+        raise ValueError(f"fit: validation_split={validation_split} leaves no sample to train on.")
+    return (x, y), validation_data
 
 
+def split_validation(x, y, validation_split: float):
+    """Hold out the *last* fraction of the samples (before any shuffling), as Keras does."""
+    if not 0.0 <= validation_split < 1.0:
+        raise ValueError(f"validation_split must be in [0, 1), got {validation_split!r}.")
+    n_val = int(round(len(x) * validation_split))
+    if n_val == 0:
+        return (x, y), None
+    return (x[:-n_val], y[:-n_val]), (x[-n_val:], y[-n_val:])
+
+
+def _fit_seed(model, seed, initial_epoch: int) -> int:
+    """This run's seed, kept as ``model.fit_seed`` (a resumed run reuses it)."""
+    if seed is None and initial_epoch > 0:
+        seed = model.fit_seed
+    if seed is None:
+        seed = int(numpy.random.SeedSequence().entropy % 2**32)
+    check_seed(seed)
+    model.fit_seed = int(seed)
+    return model.fit_seed
+
+
+def _reads_are_free(x) -> bool:
+    """True where reading a number back to Python costs nothing (NumPy): then the loop
+    checks every loss before its update. On a GPU it waits for the device: see rollback.py."""
+    return backend.backend_of(x) == "numpy"
+
+
+def _has_batch_hook(callback) -> bool:
+    return type(callback).on_train_batch_end is not Callback.on_train_batch_end
+
+
+def _record_stop(history, model, epoch: int, steps: int, stop: _Stop) -> None:
+    """Note in ``history`` why and where training stopped; warn if it diverged."""
+    history.stopped_reason, history.stopped_epoch = stop.reason, epoch
+    history.stopped_step = stop.step
+    if stop.reason == INTERRUPTED:
+        history.interrupted = True
+        return
+    message = (
+        f"fit: the loss became {stop.loss} at epoch {epoch + 1}, step {stop.step + 1}/{steps}: "
+        "training diverged and stopped, keeping the weights from before that step. Lower the "
+        f"learning rate (it is {model.optimizer.learning_rate:g})."
+    )
+    if not all(numpy.isfinite(w).all() for w in model.get_weights()):
+        message += " Those weights are not finite either: the step before overflowed."
+    warnings.warn(message, RuntimeWarning, stacklevel=4)  # at the user's model.fit(...)
+
+
+# ---- evaluate and predict -----------------------------------------------------------------------
 def evaluate(model, x, y, batch_size: int = 32, verbose: int = 0, return_dict: bool = False):
     """Mean loss and accuracy over ``(x, y)``, batch by batch: ``[loss, accuracy]``."""
-    _require_compiled(model, "evaluate")
-    _check_batch_size(batch_size, "evaluate")
-    x, y = _check_data(model, x, y, "evaluate")
-    _require_samples(x, "evaluate: x")
+    require_compiled(model, "evaluate")
+    check_batch_size(batch_size, "evaluate")
+    x, y = check_data(model, x, y, "evaluate")
+    require_samples(x, "evaluate: x")
     x, y = _to_model_backend(model, x, y)
-    xp = backend.get_array_module(x)
-    loss_sum, correct = xp.zeros((), dtype=xp.float64), xp.zeros((), dtype=xp.int64)
-    for batch in _batches(len(x), batch_size):
-        logits = model.forward(x[batch], training=False, check_finite=False)
-        loss_sum += model.loss.forward(logits, y[batch], check=False) * len(logits)
-        correct += (logits.argmax(axis=1) == y[batch]).sum()
-    model.clear_caches()
-    result = [float(loss_sum) / len(x), float(correct) / len(x)]
+    result = _mean_loss_and_accuracy(model, x, y, batch_size)
     if verbose:
         print(f"loss: {result[0]:.4f} - accuracy: {result[1]:.4f}")
     return {"loss": result[0], "accuracy": result[1]} if return_dict else result
 
 
+def _mean_loss_and_accuracy(model, x, y, batch_size: int) -> list[float]:
+    """``[loss, accuracy]`` over data already checked and on the model's device."""
+    sums = _Sums(backend.get_array_module(x))
+    for batch in _batches(len(x), batch_size):
+        logits = model.forward(x[batch], training=False, check_finite=False)
+        loss = model.loss.forward(logits, y[batch], check=False)
+        sums.add(loss, (logits.argmax(axis=1) == y[batch]).sum(), len(logits))
+    model.clear_caches()
+    running = sums.running()
+    return [running["loss"], running["accuracy"]]
+
+
 def predict(model, x, batch_size: int = 32, verbose: int = 0):
     """Logits ``(N, classes)`` as a NumPy array, computed ``batch_size`` images at a time
     (only one batch's intermediate arrays exist at any moment)."""
-    _check_batch_size(batch_size, "predict")
-    x, _ = _check_data(model, x, None, "predict")
+    check_batch_size(batch_size, "predict")
+    x, _ = check_data(model, x, None, "predict")
     (x,) = _to_model_backend(model, x)
     xp = backend.get_array_module(x)
     outputs = [
@@ -577,3 +397,31 @@ def predict(model, x, batch_size: int = 32, verbose: int = 0):
     if not outputs:  # no samples: still the right number of columns
         return numpy.zeros((0, *model.output_shapes()[-1]), dtype=model.layers[-1].dtype)
     return backend.to_numpy(xp.concatenate(outputs))
+
+
+def _batches(n: int, batch_size: int):
+    for start in range(0, n, batch_size):
+        yield slice(start, min(start + batch_size, n))
+
+
+# ---- data placement -----------------------------------------------------------------------------
+def _to_model_backend(model, *arrays):
+    """The arrays on the model's device, floats in its dtype: the one copy of the data
+    per call of fit, evaluate or predict (None stays None)."""
+    name = _model_backend(model)
+    dtype = model.layers[0].dtype
+    out = []
+    for a in arrays:
+        if a is not None:
+            a = backend.to_backend(a, name)
+            if a.dtype.kind == "f" and a.dtype != dtype:
+                a = a.astype(dtype)
+        out.append(a)
+    return out
+
+
+def _model_backend(model) -> str:
+    for layer in model.layers:
+        for p in layer.params.values():
+            return backend.backend_of(p)
+    return backend.get_backend()
