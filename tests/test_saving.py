@@ -875,3 +875,15 @@ def test_a_damaged_training_entry_is_a_model_file_error(saved, tmp_path):
         np.savez(damaged, **arrays)
         with pytest.raises(ModelFileError, match="the __training__ entry is damaged"):
             tinycnn.load_model(damaged)
+
+
+def test_a_weight_of_the_right_size_but_another_shape_is_refused(saved, tmp_path):
+    _, path = saved
+    kernel = read_all(path)["weights/dense/kernel"]  # (144, 3)
+    transposed = tmp_path / "transposed.npz"
+    transposed.write_bytes(path.read_bytes())
+    rewrite(transposed, **{"weights/dense/kernel": np.ascontiguousarray(kernel.T)})
+    with pytest.raises(ModelFileError, match=r"\(3, 144\).*\(144, 3\)|\(144, 3\).*\(3, 144\)"):
+        tinycnn.load_model(transposed)
+    with pytest.raises(ModelFileError, match=r"\(3, 144\)"):
+        tiny_model().load_weights(transposed)

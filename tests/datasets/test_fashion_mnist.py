@@ -469,3 +469,17 @@ def test_real_data():
     np.testing.assert_array_equal(np.bincount(y_test, minlength=10), [1000] * 10)
     assert fm.CLASS_NAMES[y_train[0]] == "Ankle boot"  # the official first sample
     assert seconds < 10, f"loading took {seconds:.1f} s"
+
+
+def test_data_env_naming_a_file_is_an_error(tmp_path, monkeypatch):
+    (tmp_path / "a-file").write_text("not a folder")
+    monkeypatch.setenv(fm.DATA_ENV, str(tmp_path / "a-file"))
+    with pytest.raises(DatasetNotFoundError, match=r"is not a folder"):
+        fm.load_data(verbose=False)
+
+
+def test_the_compressed_file_is_preferred_when_both_are_there(tmp_path, tiny):
+    write_dataset(tmp_path, tiny, compress=True)
+    write_dataset(tmp_path, tiny, compress=False)
+    found = fm.find_files(tmp_path)
+    assert {path.name for path in found.values()} == {f"{name}.gz" for name in fm.FILES}

@@ -2,6 +2,7 @@
 
 import gzip
 import os
+import struct
 
 import numpy as np
 import pytest
@@ -214,3 +215,17 @@ def test_written_files_get_the_permissions_of_a_plain_open(tmp_path):
     assert (tmp_path / "a.idx.gz").stat().st_mode & 0o777 == 0o666 & ~umask
     assert (tmp_path / "a.idx.gz").stat().st_mode == (tmp_path / "b.idx").stat().st_mode
     assert idx.write_bytes_atomic.__module__ == "tinycnn.atomic_file"
+
+
+def test_float_idx_bytes_are_big_endian_as_the_format_says():
+    """Known bytes, not a round trip (a reader and writer wrong the same way agree)."""
+    encoded = idx.encode_idx(np.array([1.5, -2.0], dtype=np.float32))
+    assert encoded == b"\x00\x00\x0d\x01" + b"\x00\x00\x00\x02" + struct.pack(">ff", 1.5, -2.0)
+    np.testing.assert_array_equal(idx.parse_idx(encoded, "known"), [1.5, -2.0])
+
+
+def test_written_gzip_files_do_not_depend_on_the_time(tmp_path):
+    """mtime=0 in the gzip header: the same array always gives the same bytes."""
+    path = tmp_path / "a.gz"
+    idx.write_idx(path, np.arange(6, dtype=np.uint8))
+    assert path.read_bytes()[4:8] == b"\x00\x00\x00\x00"

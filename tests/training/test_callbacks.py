@@ -482,3 +482,18 @@ def test_learning_rate_scheduler_rejects_a_bad_rate(bad):
     ):
         cb.on_epoch_begin(1)
     assert model.optimizer.learning_rate == 0.01
+
+
+def test_early_stopping_starts_afresh_in_each_fit():
+    """A callback reused for a second fit must not compare with the first fit's best loss
+    (Keras resets it in on_train_begin): the fresh model's loss improves every epoch."""
+    x, y = make_data()
+    stop = EarlyStopping(monitor="loss", patience=0)
+    trained = compiled(lr=0.05)
+    trained.fit(x, y, epochs=8, batch_size=8, seed=0, callbacks=[stop], verbose=0)
+    first_best = stop.best
+    fresh = compiled(seed=1, lr=0.01)
+    history = fresh.fit(x, y, epochs=3, batch_size=8, seed=0, callbacks=[stop], verbose=0)
+    losses = history.history["loss"]
+    assert losses[0] > first_best  # the old best would have stopped it after one epoch
+    assert len(losses) == 3 and losses[0] > losses[1] > losses[2]
