@@ -336,8 +336,9 @@ def test_bad_logits():
 
 
 # ---- gradient check misuse ------------------------------------------------------------------------------
-def test_gradcheck_needs_float64():
-    with pytest.raises(TypeError, match=r"gradcheck needs float64 arrays \(got float32\)"):
-        tinycnn.gradcheck(Dense(2), np.ones((1, 3), dtype="float32"))
+def test_gradcheck_misuse():
+    # float32 is no misuse: a float64 copy is checked (tests/test_gradient_check.py)
+    with pytest.raises(TypeError, match=r"gradcheck\(model, x, labels\): a model needs the labels"):
+        tinycnn.gradcheck(tinycnn.Sequential([Dense(2)]), np.ones((1, 3)))
     with pytest.raises(TypeError, match=r"gradcheck: expected a layer, a loss or a model, got int"):
         tinycnn.gradcheck(3, np.ones(2))
