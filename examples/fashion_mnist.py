@@ -20,19 +20,18 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import signal
 import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "10")  # as `import tinycnn` does; see there
-
-import numpy  # noqa: E402
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, too
 
-import tinycnn  # noqa: E402
+import tinycnn  # noqa: E402  (before NumPy: it sets OPENBLAS_THREAD_TIMEOUT; see there)
+
+# isort: split
+import numpy  # noqa: E402
+
 from tinycnn.callbacks import EarlyStopping, LearningRateScheduler, cosine_decay  # noqa: E402
 from tinycnn.datasets import fashion_mnist  # noqa: E402
 from tinycnn.metrics import (  # noqa: E402
@@ -166,9 +165,9 @@ def report(model, history, args, x_test, y_test, train_seconds: float) -> dict:
         "batch_size": args.batch_size,
         "test_accuracy": test_accuracy,
         "test_loss": test_loss,
-        "epoch_seconds": history.history.get("epoch_seconds", []),
+        "epoch_seconds": history.epoch_seconds,
         "interrupted": history.interrupted,
-        "history": {k: v for k, v in history.history.items() if k != "epoch_seconds"},
+        "history": history.history,
         "seed": args.seed,
     }
 

@@ -5,6 +5,7 @@
 * Tests marked ``torch`` run only where PyTorch imports; elsewhere they are skipped.
 * ``backend_name`` parameterises a test over NumPy and CuPy (the CuPy case carries
   the ``gpu`` marker, so it is skipped on a machine without a GPU).
+* ``kernel_path`` parameterises a test over the fast and the reference kernels.
 * Every test starts on the NumPy backend in float32 and whatever it changes is put
   back afterwards, so no test can leak a backend or a dtype into the next one.
 """
@@ -18,7 +19,7 @@ import numpy as np
 import pytest
 
 import tinycnn
-from tinycnn import backend
+from tinycnn import backend, kernels
 
 GPU_SKIP_REASON = (
     "needs CuPy and a visible CUDA device (tinycnn.backend.cupy_available() is False); "
@@ -69,6 +70,14 @@ def float64():
 def backend_name(request):
     """Run the test on each backend; the active backend is switched for its duration."""
     with tinycnn.use_backend(request.param):
+        yield request.param
+
+
+@pytest.fixture(params=["fast", "reference"])
+def kernel_path(request):
+    """Run the test on the fast CPU kernels and on the readable reference kernels
+    (``kernels.use_fast_kernels(False)``); on CuPy both runs use the reference."""
+    with kernels.use_fast_kernels(request.param == "fast"):
         yield request.param
 
 

@@ -152,7 +152,7 @@ def check_layer_against_torch(layer, x):
         ({"filters": 3, "kernel_size": (2, 3), "use_bias": False}, (1, 6, 6, 4)),
     ],
 )
-def test_conv2d(kwargs, shape, float64, backend_name):
+def test_conv2d(kwargs, shape, float64, backend_name, kernel_path):
     layer = Conv2D(**kwargs, name="conv2d")
     layer.build(shape[1:], rng=1)
     if layer.use_bias:
@@ -169,22 +169,24 @@ def test_conv2d(kwargs, shape, float64, backend_name):
         ({"pool_size": 3, "strides": 2}, (2, 7, 7, 2)),
         ({"pool_size": 2, "padding": "same"}, (2, 7, 5, 2)),
         ({"pool_size": 3, "strides": 2, "padding": "same"}, (1, 8, 7, 2)),
+        ({"pool_size": (2, 3)}, (2, 7, 9, 2)),  # not square: window offsets i * pw + j
+        ({"pool_size": (3, 2), "strides": (1, 2)}, (1, 7, 6, 2)),
     ],
 )
-def test_max_pooling(kwargs, shape, tie_free, float64, backend_name):
+def test_max_pooling(kwargs, shape, tie_free, float64, backend_name, kernel_path):
     layer = MaxPooling2D(**kwargs, name="max_pooling2d")
     check_layer_against_torch(layer, tie_free(shape, seed=5))
 
 
 @pytest.mark.parametrize("activation", [None, "relu"])
-def test_dense(activation, float64, backend_name):
+def test_dense(activation, float64, backend_name, kernel_path):
     layer = Dense(7, activation=activation, name="dense")
     layer.build((5,), rng=3)
     layer.params["bias"] = tinycnn.to_backend(np.linspace(-0.2, 0.2, 7))
     check_layer_against_torch(layer, np.random.default_rng(4).standard_normal((6, 5)))
 
 
-def test_relu(kink_free, float64, backend_name):
+def test_relu(kink_free, float64, backend_name, kernel_path):
     check_layer_against_torch(ReLU(name="re_lu"), kink_free((2, 4, 3, 2), seed=6))
 
 
@@ -237,7 +239,7 @@ def check_network_against_torch(model, x, labels):
     return close.worst
 
 
-def test_seed_network(float64):
+def test_seed_network(float64, kernel_path):
     model = tinycnn.models.fashion_mnist_cnn(seed=0)
     r = np.random.default_rng(0)
     check_network_against_torch(model, r.random((4, 28, 28, 1)), r.integers(0, 10, 4))

@@ -12,19 +12,22 @@ import os
 # OpenBLAS (NumPy's matrix multiply) keeps its worker threads spinning for about
 # 2**28 cycles after each multiply, waiting for the next one. tinycnn alternates
 # matrix multiplies with its own compiled kernels, whose threads then fight the
-# spinning ones for the same cores. Letting OpenBLAS's workers sleep after ~2**10
-# cycles made a training step 15-30% faster (benchmarks, docs/performance.md).
+# spinning ones for the same cores: letting OpenBLAS's workers sleep after ~2**10
+# cycles makes a training step markedly faster (docs/performance.md).
 # OpenBLAS reads this once, when NumPy is first imported: import tinycnn before
-# NumPy, or set the variable yourself. A value already set is left alone.
+# NumPy, or set the variable yourself. A value already set is left alone. This is
+# the one place that sets it: the example and the benchmarks import tinycnn first.
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "10")
 
 from . import (  # noqa: E402
     backend,
     callbacks,
+    datasets,
     initializers,
     kernels,
     layers,
     losses,
+    metrics,
     models,
     optimizers,
     preprocessing,
@@ -48,7 +51,9 @@ __version__ = "0.1.0"
 __all__ = [
     "Sequential",
     "callbacks",
+    "datasets",
     "load_model",
+    "metrics",
     "preprocessing",
     "training",
     "backend",

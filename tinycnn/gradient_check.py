@@ -54,12 +54,12 @@ import time
 from dataclasses import dataclass, field
 
 import numpy
-from tqdm.auto import tqdm
 
 from . import backend
 from .layers import Conv2D, Dense, Dropout, Layer, MaxPooling2D, ReLU
 from .losses import SoftmaxCrossEntropy
 from .models.sequential import Sequential
+from .training.progress import progress_bar_class
 
 LAYER_H = 1e-6  # the output difference keeps rounding small; a small step crosses few kinks
 SCALAR_H = 1e-4  # a loss: rounding ~1e-16 * L / h needs a larger step
@@ -165,7 +165,12 @@ class GradCheckReport:
         return self.max_rel_error < self.tol and not self.too_many_skipped
 
     def __getitem__(self, name: str) -> GradCheckResult:
-        return next(r for r in self.results if r.name == name)
+        for result in self.results:
+            if result.name == name:
+                return result
+        raise KeyError(
+            f"no result named {name!r} in this report; it has {[r.name for r in self.results]}"
+        )
 
     @property
     def verdict(self) -> str:
@@ -500,7 +505,7 @@ def _one_blas_thread():
 
 def _progress(total: int, what: str, enabled: bool):
     """A bar that appears only when the check takes more than 3 seconds."""
-    return tqdm(
+    return progress_bar_class()(  # tqdm's, chosen quietly (see training/progress.py)
         total=total, desc=f"gradcheck {what}", unit="check", delay=PROGRESS_DELAY,
         disable=not enabled,
     )  # fmt: skip

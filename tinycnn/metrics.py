@@ -9,11 +9,18 @@ def confusion_matrix(y_true, y_pred, num_classes: int) -> numpy.ndarray:
     """``cm[i, j]`` = number of samples of true class i predicted as class j; ``(C, C)``."""
     y_true, y_pred = numpy.asarray(y_true), numpy.asarray(y_pred)
     for name, labels in (("y_true", y_true), ("y_pred", y_pred)):
+        if labels.dtype.kind not in "iu":
+            raise TypeError(
+                f"confusion_matrix: {name} must hold integer class labels, got {labels.dtype}."
+            )
         if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
             raise ValueError(
                 f"confusion_matrix: {name} must lie in [0, {num_classes - 1}], got values "
                 f"from {labels.min()} to {labels.max()}."
             )
+    # int64 before the arithmetic below: true * C + predicted overflows uint8 labels
+    # from 17 classes on (16 * 17 + 16 = 288 > 255, uint8's largest value)
+    y_true, y_pred = y_true.astype(numpy.int64), y_pred.astype(numpy.int64)
     cm = numpy.zeros((num_classes, num_classes), dtype=numpy.int64)
     # each (true, predicted) pair is a flat index true * C + predicted; count them all at once
     flat = numpy.bincount(y_true * num_classes + y_pred, minlength=num_classes * num_classes)

@@ -11,6 +11,9 @@ What the file holds (NumPy's ``.npz`` is a zip of ``.npy`` arrays):
     __training__       {"fit_seed": ...} as JSON: the seed of the last fit (batch order and
                        Dropout masks), so that fit(initial_epoch=k) resumes it exactly
 
+``model.save_weights(path)`` writes ``__format__`` and the weights only: the same
+format, which ``model.load_weights`` reads with the same checks.
+
 Writing goes through :func:`tinycnn.atomic_file.atomic_write`: a crash, Ctrl-C or SIGTERM
 while saving leaves the previous file untouched, and two threads may save at once.
 
@@ -70,15 +73,22 @@ class ModelFileError(ValueError):
 
 
 # ---- writing ------------------------------------------------------------------------------
+def weight_arrays(model) -> dict[str, numpy.ndarray]:
+    """The format mark and every weight, as :func:`save_weights` writes them."""
+    arrays = {"__format__": numpy.array(FORMAT)}
+    for layer in model.layers:
+        for key, value in layer.params.items():
+            arrays[f"weights/{layer.name}/{key}"] = backend.to_numpy(value)
+    return arrays
+
+
 def model_arrays(model) -> dict[str, numpy.ndarray]:
     """Everything :func:`save_model` writes, as a dict of NumPy arrays."""
     arrays = {
         "__format__": numpy.array(FORMAT),
         "__architecture__": numpy.array(json.dumps(model.get_config())),
     }
-    for layer in model.layers:
-        for key, value in layer.params.items():
-            arrays[f"weights/{layer.name}/{key}"] = backend.to_numpy(value)
+    arrays.update(weight_arrays(model))  # the same members, in the order of older files
     if model.optimizer is not None and model.loss is not None:
         compile_config = {
             "optimizer": model.optimizer.get_config(),
@@ -99,6 +109,13 @@ def save_model(model, path) -> None:
     """Write ``model`` (architecture, weights, optimizer state) to ``path`` atomically."""
     model._require_built("save")
     arrays = model_arrays(model)
+    atomic_write(path, lambda f: numpy.savez(f, **arrays))
+
+
+def save_weights(model, path) -> None:
+    """Write the weights of ``model`` alone to ``path`` atomically (for load_weights)."""
+    model._require_built("save_weights")
+    arrays = weight_arrays(model)
     atomic_write(path, lambda f: numpy.savez(f, **arrays))
 
 
@@ -462,7 +479,8 @@ def _read_weights(archive: ModelArchive, param_keys) -> list[numpy.ndarray]:
 
 
 def load_weights(model, path) -> None:
-    """Load only the weights of a saved model into ``model`` (same architecture).
+    """Load the weights of a file written by save_weights or save into ``model`` (same
+    architecture).
 
     Every shape is checked before anything is read, so a file that does not fit leaves
     the model untouched.

@@ -73,6 +73,13 @@ _KERNEL_LAYERS = (
     "tests/layers/test_activations.py",
 )
 TESTS: dict[str, tuple[str, ...]] = {
+    "tinycnn/conv_arithmetic.py": (
+        "tests/test_conv_arithmetic.py",
+        "tests/layers/test_conv2d.py",
+        "tests/layers/test_pooling.py",
+        "tests/kernels/test_fast_kernels.py",
+        "tests/test_torch_crosscheck.py",
+    ),
     "tinycnn/kernels/reference.py": (
         "tests/kernels/test_fast_kernels.py",
         "tests/kernels/test_cpu_conv.py",
@@ -163,7 +170,7 @@ TESTS: dict[str, tuple[str, ...]] = {
         "tests/models/test_sequential.py",
         "tests/faults/test_training_faults.py",
     ),
-    "tinycnn/training/callbacks.py": (
+    "tinycnn/callbacks.py": (
         "tests/training/test_callbacks.py",
         "tests/training/test_loop.py",
     ),
@@ -211,6 +218,7 @@ class Mutant:
 
 
 M = Mutant
+ARITH = "tinycnn/conv_arithmetic.py"
 REF = "tinycnn/kernels/reference.py"
 NUMBA = "tinycnn/kernels/cpu_numba.py"
 CONV = "tinycnn/kernels/cpu_conv.py"
@@ -220,10 +228,10 @@ MUTANTS: list[Mutant] = [
     # ---- kernels/reference.py -----------------------------------------------------------
     M(
         "ref-conv-size",
-        REF,
+        ARITH,
         "return (size - k) // stride + 1",
         "return (size - k) // stride",
-        "conv_output_size off by one: forgets the +1 (the window's first position)",
+        "output_size off by one: forgets the +1 (the window's first position)",
     ),
     M(
         "ref-im2col-transposed",
@@ -283,10 +291,11 @@ MUTANTS: list[Mutant] = [
     ),
     M(
         "ref-adam-beta",
-        REF,
+        "tinycnn/optimizers/adam.py",
         "m += (one - b1) * grad",
         "m += (one - b2) * grad",
-        "Adam first moment mixed with (1 - beta_2) instead of (1 - beta_1)",
+        "Adam's reference update: first moment mixed with (1 - beta_2), not (1 - beta_1)",
+        tests=("tests/optimizers/test_optimizers.py", "tests/kernels/test_fast_kernels.py"),
     ),
     M(
         "ref-fused-no-mask",
@@ -305,8 +314,8 @@ MUTANTS: list[Mutant] = [
     M(
         "ref-conv-wo-from-h",
         REF,
-        "conv_output_size(x.shape[2], kw, stride)",
-        "conv_output_size(x.shape[1], kw, stride)",
+        "output_size(x.shape[2], kw, stride)",
+        "output_size(x.shape[1], kw, stride)",
         "conv2d_forward: output width computed from the input height",
     ),
     # ---- kernels/cpu_numba.py -----------------------------------------------------------
@@ -496,9 +505,9 @@ MUTANTS: list[Mutant] = [
     M(
         "conv-pool-pid",
         CONV,
-        'if _pool["size"] == threads and _pool["pid"] == os.getpid():',
-        'if _pool["size"] == threads:',
-        "thread pool reused after fork (its threads do not exist in the child)",
+        'if helpers["size"] == threads and helpers["pid"] == os.getpid():',
+        'if helpers["size"] == threads:',
+        "helper threads reused after fork (their threads do not exist in the child)",
     ),
     # ---- kernels/winograd.py ------------------------------------------------------------
     M(
@@ -567,14 +576,14 @@ MUTANTS: list[Mutant] = [
     # ---- layers ---------------------------------------------------------------------------
     M(
         "conv2d-same-extra-before",
-        "tinycnn/layers/conv2d.py",
+        ARITH,
         "return total // 2, total - total // 2",
         "return total - total // 2, total // 2",
         "'same' padding: the odd extra pixel goes before (PyTorch) instead of after (TF)",
     ),
     M(
         "conv2d-same-floor",
-        "tinycnn/layers/conv2d.py",
+        ARITH,
         "out = -(-size // stride)",
         "out = size // stride",
         "'same' padding computed for floor(size / stride) outputs instead of ceil",
@@ -689,8 +698,8 @@ MUTANTS: list[Mutant] = [
     M(
         "adam-step-off-by-one",
         "tinycnn/optimizers/adam.py",
-        "t = self.iterations + 1",
-        "t = max(self.iterations, 1)",
+        "t = self.iterations  # this step's number",
+        "t = max(self.iterations - 1, 1)  # this step's number",
         "Adam bias correction uses the previous step number",
     ),
     M(
@@ -757,66 +766,66 @@ MUTANTS: list[Mutant] = [
         "",
         "fit ignores model.stop_training (EarlyStopping has no effect)",
     ),
-    # ---- training/callbacks.py ----------------------------------------------------------
+    # ---- callbacks.py -------------------------------------------------------------------
     M(
         "cb-patience-off-by-one",
-        "tinycnn/training/callbacks.py",
+        "tinycnn/callbacks.py",
         "if self.wait >= self.patience:  # as Keras",
         "if self.wait > self.patience:  # as Keras",
         "EarlyStopping waits one epoch more than patience",
     ),
     M(
         "cb-improved-non-strict",
-        "tinycnn/training/callbacks.py",
+        "tinycnn/callbacks.py",
         "return value < self.best - self.min_delta",
         "return value <= self.best - self.min_delta",
         "an equal value counts as an improvement (min mode)",
     ),
     M(
         "cb-no-reset-on-train-begin",
-        "tinycnn/training/callbacks.py",
+        "tinycnn/callbacks.py",
         'self.wait = 0\n        self.best = math.inf if self.mode == "min" else -math.inf\n        self.best_weights = None',
         "self.wait = 0",
         "EarlyStopping keeps the previous fit's best value",
     ),
     M(
         "cb-checkpoint-epoch-from-0",
-        "tinycnn/training/callbacks.py",
+        "tinycnn/callbacks.py",
         "epoch=epoch + 1",
         "epoch=epoch",
         "ModelCheckpoint numbers {epoch} from 0 instead of 1",
     ),
     M(
         "cb-checkpoint-best-not-updated",
-        "tinycnn/training/callbacks.py",
+        "tinycnn/callbacks.py",
         "                return\n            self.best = value\n",
         "                return\n",
         "ModelCheckpoint(save_best_only) never updates its best value",
     ),
     M(
         "cb-plateau-no-wait-reset",
-        "tinycnn/training/callbacks.py",
+        "tinycnn/callbacks.py",
         "optimizer.learning_rate = new_lr\n            self.wait = 0",
         "optimizer.learning_rate = new_lr",
         "ReduceLROnPlateau does not restart its count after a reduction",
     ),
     M(
         "cb-plateau-min-lr",
-        "tinycnn/training/callbacks.py",
+        "tinycnn/callbacks.py",
         "max(optimizer.learning_rate * self.factor, self.min_lr)",
         "min(optimizer.learning_rate * self.factor, self.min_lr)",
         "ReduceLROnPlateau floors at min_lr with min() instead of max()",
     ),
     M(
         "cb-cosine-epochs-minus-one",
-        "tinycnn/training/callbacks.py",
+        "tinycnn/callbacks.py",
         "epoch / max(epochs, 1)",
         "epoch / max(epochs - 1, 1)",
         "cosine_decay reaches its final value one epoch early",
     ),
     M(
         "cb-auto-mode-exact-name",
-        "tinycnn/training/callbacks.py",
+        "tinycnn/callbacks.py",
         'mode = "max" if "acc" in monitor else "min"',
         'mode = "max" if monitor == "accuracy" else "min"',
         "mode='auto' treats val_accuracy as a loss",

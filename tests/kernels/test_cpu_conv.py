@@ -15,6 +15,9 @@ cpu_conv = pytest.importorskip(
 )
 threadpoolctl = pytest.importorskip("threadpoolctl")
 
+#: conv2d_backward's flags with everything on: stride 1, ReLU, a bias, dx.
+ALL_FLAGS = {"stride": 1, "relu": True, "with_bias": True, "input_grad": True}
+
 CASES = [
     # x shape, kernel (kh, kw), stride, relu, bias
     ((7, 13, 13, 8), (3, 3), 1, True, True),  # the seed network's conv2, smaller
@@ -44,7 +47,7 @@ def algorithm(request, monkeypatch):
 
 @pytest.fixture(params=[1, 2])
 def threads(request):
-    """numba's thread count decides how many shares the batch is split into."""
+    """numba's thread count decides how many threads take the batch's shares."""
     if request.param > numba.config.NUMBA_NUM_THREADS:
         pytest.skip("numba was started with fewer threads")
     previous = numba.get_num_threads()
@@ -77,16 +80,17 @@ def test_forward_and_backward_match_reference(
     shape, ksize, stride, relu, bias, dtype, block_bytes, threads, algorithm
 ):
     rng, x, kernel, b = _case(shape, ksize, relu, bias, dtype)
-    y = cpu_conv.conv2d_forward(x, kernel, b, relu, stride)
-    ref_y = reference.conv2d_forward(x, kernel, b, relu, stride)
+    y = cpu_conv.conv2d_forward(x, kernel, b, stride=stride, relu=relu)
+    ref_y = reference.conv2d_forward(x, kernel, b, stride=stride, relu=relu)
     tol = 1e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(y, ref_y, rtol=tol, atol=tol)
     assert y.shape == ref_y.shape and y.dtype == dtype
 
     dy = rng.standard_normal(y.shape).astype(dtype)
     for input_grad in (True, False):
-        fast = cpu_conv.conv2d_backward(x, kernel, ref_y, dy, relu, bias, stride, input_grad)
-        ref = reference.conv2d_backward(x, kernel, ref_y, dy, relu, bias, stride, input_grad)
+        flags = {"stride": stride, "relu": relu, "with_bias": bias, "input_grad": input_grad}
+        fast = cpu_conv.conv2d_backward(x, kernel, ref_y, dy, **flags)
+        ref = reference.conv2d_backward(x, kernel, ref_y, dy, **flags)
         assert_gradients_agree(fast, ref, dtype, tol)
 
 
@@ -114,16 +118,80 @@ def test_fused_conv_relu_pool_matches_reference(
     np.testing.assert_allclose(out, ref_out, rtol=tol, atol=tol)
     np.testing.assert_array_equal(arg[ref_out > 0], ref_arg[ref_out > 0])
     dy = rng.standard_normal(out.shape).astype(dtype)
-    fast = cpu_conv.conv_relu_pool_backward(x, kernel, dy, out, arg, pool, pool, input_grad)
-    ref = reference.conv_relu_pool_backward(x, kernel, dy, ref_out, ref_arg, pool, pool, input_grad)
+    fast = cpu_conv.conv_relu_pool_backward(
+        x, kernel, dy, out, arg, pool, pool, input_grad=input_grad
+    )
+    ref = reference.conv_relu_pool_backward(
+        x, kernel, dy, ref_out, ref_arg, pool, pool, input_grad=input_grad
+    )
     assert_gradients_agree(fast, ref, dtype, tol)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("where", ["kernel", "x"])
+def test_nan_reaches_the_same_outputs_and_gradients(where, dtype, block_bytes, threads, algorithm):
+    """One NaN in the kernel (or two in the images) makes the same outputs and gradients
+    NaN as in the reference, in Conv2D and in the fused Conv+ReLU+pool: the ReLU keeps
+    a NaN and every pooling window holding one pools to NaN (they once made it 0).
+    (Winograd's transforms keep the NaN where im2col has it: each input row reaches
+    only the outputs whose window holds it. The 8x6 outputs are whole pooling windows:
+    outputs no window reads get no gradient here, but the reference's matrix product
+    multiplies their gradient 0 by a NaN weight.)"""
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((4, 10, 8, 3)).astype(dtype)
+    kernel = rng.standard_normal((3, 3, 3, 4)).astype(dtype)
+    b = rng.standard_normal(4).astype(dtype)
+    if where == "kernel":
+        kernel[1, 1, 2, 1] = np.nan  # filter 1: all its outputs
+    else:
+        x[1, 4, 5, 0] = x[3, 9, 7, 2] = np.nan  # a middle pixel, a corner one
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    y = cpu_conv.conv2d_forward(x, kernel, b, stride=1, relu=True)
+    ref_y = reference.conv2d_forward(x, kernel, b, stride=1, relu=True)
+    np.testing.assert_allclose(y, ref_y, rtol=tol, atol=tol)  # NaN in the same places
+    assert np.isnan(ref_y).sum() == (4 * 8 * 6 if where == "kernel" else 4 * (9 + 1))
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    fast = cpu_conv.conv2d_backward(x, kernel, ref_y, dy, **ALL_FLAGS)
+    ref = reference.conv2d_backward(x, kernel, ref_y, dy, **ALL_FLAGS)
+    assert_gradients_agree(fast, ref, dtype, tol)
+
+    out, arg = cpu_conv.conv_relu_pool_forward(x, kernel, b, 2, 2)
+    ref_out, ref_arg = reference.conv_relu_pool_forward(x, kernel, b, 2, 2)
+    np.testing.assert_allclose(out, ref_out, rtol=tol, atol=tol)
+    assert np.isnan(ref_out).sum() == (4 * 4 * 3 if where == "kernel" else 4 * (4 + 1))
+    active = ~(ref_out <= 0)  # positive or NaN: where the argmax matters
+    np.testing.assert_array_equal(arg[active], ref_arg[active])
+    dy = rng.standard_normal(out.shape).astype(dtype)
+    fast = cpu_conv.conv_relu_pool_backward(x, kernel, dy, out, arg, 2, 2, input_grad=True)
+    ref = reference.conv_relu_pool_backward(x, kernel, dy, ref_out, ref_arg, 2, 2, input_grad=True)
+    assert_gradients_agree(fast, ref, dtype, tol)
+    assert np.isnan(ref[2] if where == "kernel" else ref[0]).any()  # dx, or dkernel
+
+
+@pytest.mark.parametrize("pool", [(2, 3), (3, 2)])
+def test_fused_conv_relu_pool_with_non_square_pools(pool, block_bytes, threads, algorithm):
+    """ph != pw: a window offset k is row k // pw, column k % pw (never // ph)."""
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal((3, 11, 10, 4))
+    kernel = rng.standard_normal((3, 3, 4, 5))
+    b = rng.standard_normal(5)
+    out, arg = cpu_conv.conv_relu_pool_forward(x, kernel, b, *pool)
+    ref_out, ref_arg = reference.conv_relu_pool_forward(x, kernel, b, *pool)
+    np.testing.assert_allclose(out, ref_out, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(arg[ref_out > 0], ref_arg[ref_out > 0])
+    assert out.shape == (3, 9 // pool[0], 8 // pool[1], 5)
+    dy = rng.standard_normal(out.shape)
+    fast = cpu_conv.conv_relu_pool_backward(x, kernel, dy, out, arg, *pool, input_grad=True)
+    ref = reference.conv_relu_pool_backward(x, kernel, dy, ref_out, ref_arg, *pool, input_grad=True)
+    assert_gradients_agree(fast, ref, np.float64, 1e-12)
 
 
 def test_blas_thread_count_is_restored_even_after_an_error(threads, monkeypatch):
     controller = threadpoolctl.ThreadpoolController().select(user_api="blas")
     before = [lib.num_threads for lib in controller.lib_controllers]
     _, x, kernel, b = _case((4, 6, 6, 2), (3, 3), True, True, np.float32)
-    cpu_conv.conv2d_forward(x, kernel, b, True, 1)
+    cpu_conv.conv2d_forward(x, kernel, b, stride=1, relu=True)
     assert [lib.num_threads for lib in controller.lib_controllers] == before
 
     def broken(*args):
@@ -131,22 +199,35 @@ def test_blas_thread_count_is_restored_even_after_an_error(threads, monkeypatch)
 
     monkeypatch.setattr(cpu_conv, "_bias_relu", broken)
     with pytest.raises(ValueError, match="a kernel failed"):
-        cpu_conv.conv2d_forward(x, kernel, b, True, 1)
+        cpu_conv.conv2d_forward(x, kernel, b, stride=1, relu=True)
     assert [lib.num_threads for lib in controller.lib_controllers] == before
 
 
-def test_shares_run_on_separate_threads():
+def test_shares_come_from_the_batch_size_and_run_on_separate_threads():
     if numba.config.NUMBA_NUM_THREADS < 2:
         pytest.skip("needs 2 numba threads")
+    # a power of two of shares, of at least SHARE_IMAGES (8) images: contiguous,
+    # covering every image once, in order; blocks as even as can be
+    assert cpu_conv._shares(5) == [(0, 5)]
+    assert cpu_conv._shares(40) == [(0, 10), (10, 20), (20, 30), (30, 40)]
+    assert len(cpu_conv._shares(10**4)) == cpu_conv.MAX_SHARES
+    assert cpu_conv._blocks(10, 18, 5) == [(10, 14), (14, 18)]
     previous = numba.get_num_threads()
     numba.set_num_threads(2)
-    seen = []
+    both_started = threading.Barrier(2, timeout=10)
+    seen = {}
+
+    def work(j, first, stop):
+        if j < 2:  # the first two shares wait for each other: two threads must run them
+            both_started.wait()
+        seen[j] = (first, stop, threading.get_ident())
+
     try:
-        shares = cpu_conv._split_batch(lambda a, b: seen.append(threading.get_ident()) or (a, b), 5)
+        cpu_conv._run_shares(work, cpu_conv._shares(40))
     finally:
         numba.set_num_threads(previous)
-    assert shares == [(0, 2), (2, 5)]  # contiguous, covering every image once, in order
-    assert len(set(seen)) == 2
+    assert [seen[j][:2] for j in range(4)] == cpu_conv._shares(40)
+    assert len({ident for _, _, ident in seen.values()}) == 2
 
 
 def test_conv2d_layer_uses_it_and_passes_gradient_check():
@@ -185,8 +266,8 @@ def test_seed_network_second_pair_by_winograd(dtype):
     tol = 1e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(out, ref_out, rtol=tol, atol=tol)
     dy = rng.standard_normal(out.shape).astype(dtype)
-    fast = cpu_conv.conv_relu_pool_backward(x, kernel, dy, out, arg, 2, 2, True)
-    ref = reference.conv_relu_pool_backward(x, kernel, dy, ref_out, ref_arg, 2, 2, True)
+    fast = cpu_conv.conv_relu_pool_backward(x, kernel, dy, out, arg, 2, 2, input_grad=True)
+    ref = reference.conv_relu_pool_backward(x, kernel, dy, ref_out, ref_arg, 2, 2, input_grad=True)
     for got, want in zip(fast, ref, strict=True):  # relative to each array's own scale
         scale = np.abs(want).max()
         np.testing.assert_allclose(got / scale, want / scale, rtol=0, atol=10 * tol)

@@ -95,7 +95,7 @@ def test_a_whole_convolution_and_its_gradients_match_im2col():
     W.input_tiles(x, th, tw, v)
     y = np.empty((n, 2 * th, 2 * tw, f))
     W.output_tiles(v @ u, y)
-    ref_y = reference.conv2d_forward(x, g, None, False)
+    ref_y = reference.conv2d_forward(x, g, None, stride=1, relu=False)
     np.testing.assert_allclose(y, ref_y[:, : 2 * th, : 2 * tw], rtol=1e-12, atol=1e-12)
 
     dy = rng.standard_normal(y.shape)
@@ -123,3 +123,56 @@ def test_a_whole_convolution_and_its_gradients_match_im2col():
 )
 def test_applies(kernel_shape, stride, out_hw, applies):
     assert W.applies(kernel_shape, stride, out_hw, channels_min=32) is applies
+
+
+@pytest.mark.parametrize("hw", [(12, 13), (13, 12), (12, 12)])  # outputs 10x11, 11x10, 10x10
+def test_conv2d_layer_with_half_a_tile_matches_reference(hw, monkeypatch, float64):
+    """An output of odd width or odd height is not whole 2x2 tiles: it goes through
+    im2col (Winograd would leave its last column or row unwritten), and the layer's
+    numbers equal the reference kernels'."""
+    from tinycnn import kernels
+    from tinycnn.kernels import cpu_conv
+    from tinycnn.layers import Conv2D
+
+    monkeypatch.setattr(cpu_conv, "WINOGRAD_MIN_CHANNELS", 1)  # Winograd for 3 channels too
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, *hw, 3))
+    layer = Conv2D(4, 3, activation="relu")
+    layer.build(x.shape[1:], rng=0)
+    out_hw = (hw[0] - 2, hw[1] - 2)
+    expected = "winograd" if out_hw == (10, 10) else "im2col"
+    assert cpu_conv.conv_algorithm(layer.params["kernel"].shape, 1, out_hw) == expected
+    dy = rng.standard_normal((2, *out_hw, 4))
+    results = []
+    for fast in (True, False):
+        with kernels.use_fast_kernels(fast):
+            y = layer.forward(x, training=True)
+            dx = layer.backward(dy)
+            results.append([y, dx, layer.grads["kernel"], layer.grads["bias"]])
+    for got, want in zip(*results, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
+def test_nan_stays_where_im2col_has_it():
+    """The transforms skip the matrices' zeros, so a NaN pixel reaches the outputs
+    whose 3x3 window holds it, and a NaN weight its filter's outputs, as in im2col.
+    (An inf may differ: where im2col adds +inf and -inf once, the transforms may
+    subtract infs too; either way the output is not finite.)"""
+    rng = np.random.default_rng(5)
+    n, c, f, th, tw = 2, 3, 4, 3, 3
+    x = rng.standard_normal((n, 2 * th + 2, 2 * tw + 2, c))
+    g = rng.standard_normal((3, 3, c, f))
+    x[0, 0, 0, 0] = x[0, 3, 4, 1] = x[1, 5, 2, 2] = x[1, 7, 7, 0] = np.nan  # each tile row
+    g[2, 0, 1, 3] = np.nan
+    u = W.kernel_transform(g)
+    assert np.isnan(u[:, :, 3]).any() and not np.isnan(np.delete(u, 3, axis=2)).any()
+    v = np.empty((16, n * th * tw, c))
+    W.input_tiles(x, th, tw, v)
+    y = np.empty((n, 2 * th, 2 * tw, f))
+    W.output_tiles(v @ u, y)
+    ref_y = reference.conv2d_forward(x, g, None, stride=1, relu=False)
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(ref_y))
+    assert 0 < np.isnan(y[..., :3]).sum() < y[..., :3].size and np.isnan(y[..., 3]).all()
+    finite = ~np.isnan(ref_y)
+    np.testing.assert_allclose(y[finite], ref_y[finite], rtol=1e-12, atol=1e-12)

@@ -10,8 +10,8 @@ import pytest
 
 import tinycnn
 from tinycnn import kernels
+from tinycnn.conv_arithmetic import same_padding
 from tinycnn.layers import Conv2D
-from tinycnn.layers.conv2d import same_padding
 
 
 # ---- reference ---------------------------------------------------------------------------
@@ -71,7 +71,7 @@ GRID = list(
 @pytest.mark.parametrize("activation", [None, "relu"])
 @pytest.mark.parametrize(("padding", "stride", "c_in", "filters", "k"), GRID)
 def test_forward_matches_naive_convolution(
-    padding, stride, c_in, filters, k, activation, use_bias, float64, backend_name
+    padding, stride, c_in, filters, k, activation, use_bias, float64, backend_name, kernel_path
 ):
     # 7 x 6: odd and even sizes, so 'same' with stride 2 pads asymmetrically in one axis.
     x = np.random.default_rng(1).standard_normal((2, 7, 6, c_in))
@@ -197,7 +197,7 @@ def test_backward_without_input_grad_still_fills_parameter_grads(float64):
     assert full.shape == x.shape
 
 
-def test_backward_matches_explicit_formulas(float64):
+def test_backward_matches_explicit_formulas(float64, kernel_path):
     # dkernel[a, b, c, f] = sum_{n, i, j} x[n, i + a, j + b, c] dy[n, i, j, f]; dbias = sum dy.
     x = np.random.default_rng(7).standard_normal((2, 6, 5, 2))
     layer = make_conv(x.shape, 3, 3, 1, "valid")
@@ -307,7 +307,9 @@ def assert_no_relu_kink_within_reach(layer, x, h):
 @pytest.mark.parametrize("use_bias", [True, False])
 @pytest.mark.parametrize("activation", [None, "relu"])
 @pytest.mark.parametrize(("padding", "stride", "c_in", "filters", "k"), GRID)
-def test_gradcheck(padding, stride, c_in, filters, k, activation, use_bias, float64, backend_name):
+def test_gradcheck(
+    padding, stride, c_in, filters, k, activation, use_bias, float64, backend_name, kernel_path
+):
     x = tinycnn.to_backend(np.random.default_rng(11).standard_normal((2, 6, 5, c_in)))
     layer = make_conv(x.shape, filters, k, stride, padding, use_bias, activation)
     if activation == "relu":

@@ -23,7 +23,9 @@ def make_dense(d_in, units, activation=None, use_bias=True, seed=0):
 @pytest.mark.parametrize("use_bias", [True, False])
 @pytest.mark.parametrize("activation", [None, "relu", "linear"])
 @pytest.mark.parametrize(("d_in", "units"), [(1, 1), (7, 3), (12, 10)])
-def test_forward_matches_reference(d_in, units, activation, use_bias, float64, backend_name):
+def test_forward_matches_reference(
+    d_in, units, activation, use_bias, float64, backend_name, kernel_path
+):
     x = np.random.default_rng(1).standard_normal((5, d_in))
     layer = make_dense(d_in, units, activation, use_bias)
     y = tinycnn.to_numpy(layer.forward(tinycnn.to_backend(x)))
@@ -43,7 +45,7 @@ def test_parameters_use_the_keras_layout():
     assert set(Dense(3, use_bias=False).get_config()) >= {"units", "activation", "use_bias"}
 
 
-def test_backward_matches_formulas(float64):
+def test_backward_matches_formulas(float64, kernel_path):
     x = np.random.default_rng(2).standard_normal((4, 6))
     dy = np.random.default_rng(3).standard_normal((4, 3))
     layer = make_dense(6, 3)
@@ -56,7 +58,7 @@ def test_backward_matches_formulas(float64):
     assert layer.backward(dy, input_grad=False) is None
 
 
-def test_relu_backward_masks_inactive_units(float64):
+def test_relu_backward_masks_inactive_units(float64, kernel_path):
     layer = make_dense(2, 2, activation="relu", use_bias=False)
     layer.params["kernel"] = np.array([[1.0, -1.0], [0.0, 0.0]])
     layer.forward(np.array([[2.0, 5.0]]))  # pre-activations (2, -2)
@@ -68,7 +70,7 @@ def test_relu_backward_masks_inactive_units(float64):
 @pytest.mark.parametrize("use_bias", [True, False])
 @pytest.mark.parametrize("activation", [None, "relu"])
 @pytest.mark.parametrize(("d_in", "units"), [(1, 1), (7, 3), (12, 10)])
-def test_gradcheck(d_in, units, activation, use_bias, float64, backend_name):
+def test_gradcheck(d_in, units, activation, use_bias, float64, backend_name, kernel_path):
     x = tinycnn.to_backend(np.random.default_rng(4).standard_normal((5, d_in)))
     layer = make_dense(d_in, units, activation, use_bias, seed=d_in)
     if activation == "relu":

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import tinycnn
-from tinycnn.layers import Dropout
+from tinycnn.layers import Dense, Dropout, Flatten
 from tinycnn.layers.dropout import random_bits
 
 
@@ -67,6 +67,7 @@ def test_rate_zero_is_identity_in_training():
 def test_config():
     assert Dropout(0.25, seed=3, name="dropout").get_config() == {
         "name": "dropout",
+        "trainable": True,
         "rate": 0.25,
         "seed": 3,
     }
@@ -143,3 +144,24 @@ def test_outside_fit_the_masks_follow_the_layer_seed_whatever_happened_in_fit():
     b.forward(x, training=True)  # a step inside fit does not advance the layer's own keys
     b.noise_key = None
     np.testing.assert_array_equal(a.forward(x, training=True), b.forward(x, training=True))
+
+
+def test_a_model_seed_makes_dropout_reproducible_outside_fit_too():
+    """Sequential(seed=0) + fit(seed=0), then train_on_batch: twice the same weights. A
+    Dropout without a seed takes (the model's seed, its index) outside fit (issue 12)."""
+
+    def run(model_seed):
+        model = tinycnn.Sequential(
+            [Flatten(input_shape=(4, 4, 1)), Dense(16), Dropout(0.5), Dense(3)], seed=model_seed
+        )
+        model.compile(optimizer="sgd")
+        rng = np.random.default_rng(0)
+        x, y = rng.random((12, 4, 4, 1), dtype=np.float32), rng.integers(0, 3, 12)
+        model.fit(x, y, epochs=2, batch_size=4, verbose=0, seed=0)
+        model.train_on_batch(x, y)
+        model.train_on_batch(x, y)
+        return [*model.get_weights(), model.forward(x, training=True)]
+
+    first, second = run(0), run(0)
+    for a, b in zip(first, second, strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -236,6 +236,7 @@ def test_get_config_lists_layers():
     ]  # fmt: skip
     assert config["layers"][5]["config"] == {
         "name": "dense",
+        "trainable": True,
         "units": 512,
         "activation": "relu",
         "use_bias": True,

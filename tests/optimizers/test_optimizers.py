@@ -55,7 +55,8 @@ def test_sgd_hand_computed(kwargs, after_1, after_2, backend_name):
     np.testing.assert_array_equal(tinycnn.to_numpy(layer.params["bias"]), [0.0, 0.0])
 
 
-def test_adam_hand_computed_with_keras_epsilon(backend_name):
+def test_adam_hand_computed_with_keras_epsilon(backend_name, kernel_path):
+    # both of Adam's paths: its own lines (reference) and their compiled twin (fast)
     # lr 0.1, beta_1 0.9, beta_2 0.999, epsilon 1e-7, g = (0.5, 1e-6).
     # Step 1: m = 0.1 g, sqrt(v) = sqrt(0.001) |g|, lr_1 = 0.1 sqrt(0.001) / 0.1, so
     #   w -= 0.1 sign(g) s / (s + 1e-7)  with s = sqrt(0.001) |g|.

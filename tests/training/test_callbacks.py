@@ -1,4 +1,4 @@
-"""Tests for tinycnn.training.callbacks: EarlyStopping, ModelCheckpoint,
+"""Tests for tinycnn.callbacks: EarlyStopping, ModelCheckpoint,
 ReduceLROnPlateau, LearningRateScheduler with cosine_decay.
 
 Most tests drive a callback by hand with made-up logs (exact, instant); a few run

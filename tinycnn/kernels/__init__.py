@@ -1,24 +1,45 @@
-"""Array kernels the layers call: convolution (im2col/col2im), max-pooling, bias + ReLU, Adam.
+"""Array kernels the layers call: convolution, max-pooling, bias + ReLU.
 
 Each kernel has a readable reference written against ``xp`` (``reference.py``; it
 runs on NumPy and CuPy alike) and, for NumPy arrays, a fast twin: compiled loops
 (``cpu_numba.py``) and, for convolutions, the same im2col arithmetic done in
-cache-sized blocks on all cores (``cpu_conv.py``). The functions below pick one:
-the fast twin when the arrays are plain NumPy arrays and numba is installed, the
-reference otherwise (CuPy arrays, or any other array type). Tests check that both
-give the same numbers.
+cache-sized blocks on all cores (``cpu_conv.py``). Tests check that both give the
+same numbers, NaN and inf included (both follow np.max and PyTorch). The fast
+kernels check their arguments' shapes and dtypes before their compiled loops run
+(``checks.py``): a wrong shape is a clear error, not a crash. Arrays and sizes are
+passed by position, flags by name: ``conv2d_forward(x, kernel, bias, stride=1, relu=True)``.
 
-``use_fast_kernels(False)`` forces the reference path, to compare or to learn.
+What runs where ("fast": a NumPy array, numba installed and the fast kernels on; a
+CuPy array, or ``use_fast_kernels(False)``, always takes the reference)::
+
+    work                  reference             fast                          decided by
+    ReLU, bias + ReLU,    reference.py          cpu_numba.py: one pass        _impl below
+      max-pooling
+    Conv2D                reference.py: im2col  cpu_conv.py: a few images at  _impl below
+                          + one matmul          a time, on every core
+      its blocks          -                     Winograd F(2x2, 3x3) for a    conv_algorithm,
+                                                3x3 kernel, stride 1, even    winograd.applies
+                                                output, >= 32 input channels  (cpu_conv.py)
+                                                (winograd.py); else im2col
+    Conv2D(relu) then     each layer on its     one fused step, each block    models/fusion.py
+      MaxPooling2D        own                   pooled while in cache, for a  (ConvReluPool.applies)
+                                                stride-1 'valid' conv and a
+                                                'valid' pool, stride = size
+    Adam's update         optimizers/adam.py    cpu_numba.adam_update         Adam.update_param
+    im2col, col2im        reference.py always: the lessons' entry points (the fast convolution
+                          unfolds its blocks itself)
+
+``use_fast_kernels(False)`` forces the reference path, to compare or to learn:
+called on its own it switches until the next call; as ``with use_fast_kernels(False):``
+it switches for the block only.
 """
 
 from __future__ import annotations
 
-import contextlib
 import warnings
 
 from .. import backend
 from . import reference
-from .reference import conv_output_size  # noqa: F401
 
 try:
     from . import cpu_conv, cpu_numba
@@ -39,15 +60,27 @@ def fast_kernels_available() -> bool:
     return cpu_numba is not None
 
 
-@contextlib.contextmanager
-def use_fast_kernels(enabled: bool = True):
-    """Temporarily switch the compiled CPU kernels on or off."""
-    previous = _state["fast"]
-    _state["fast"] = bool(enabled) and cpu_numba is not None
-    try:
-        yield
-    finally:
-        _state["fast"] = previous
+class use_fast_kernels:  # lower case: to its users it is a function, like use_backend
+    """Switch the compiled CPU kernels on or off.
+
+    ``use_fast_kernels(False)`` switches to the reference kernels until switched back;
+    ``with use_fast_kernels(False): ...`` only for the block, then the previous
+    setting comes back (even after an error). Without numba, on stays off.
+
+    A class rather than a ``contextlib.contextmanager`` generator: a generator's body
+    runs only when the ``with`` statement enters it, so the plain call did nothing.
+    Here the switch happens on the call itself, and leaving a ``with`` undoes it.
+    """
+
+    def __init__(self, enabled: bool = True):
+        self.previous = _state["fast"]
+        _state["fast"] = bool(enabled) and cpu_numba is not None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        _state["fast"] = self.previous
 
 
 def is_fast(array) -> bool:
@@ -61,12 +94,15 @@ def _impl(array, fast_module=None):
     return (fast_module or cpu_numba) if is_fast(array) else reference
 
 
-def im2col(x, kh, kw, stride=1, out=None):
-    return _impl(x).im2col(x, kh, kw, stride, out)
+def im2col(x, kh, kw, stride=1):
+    """``reference.im2col``, on any array: the unfolding to study. (The fast convolution
+    unfolds a few images at a time inside ``cpu_conv.py``, never through this.)"""
+    return reference.im2col(x, kh, kw, stride)
 
 
 def col2im(dcols, x_shape, kh, kw, stride=1):
-    return _impl(dcols).col2im(dcols, x_shape, kh, kw, stride)
+    """``reference.col2im``, on any array: the adjoint of :func:`im2col`."""
+    return reference.col2im(dcols, x_shape, kh, kw, stride)
 
 
 def maxpool_forward(x, ph, pw, sh, sw):
@@ -77,12 +113,12 @@ def maxpool_backward(dy, argmax, x_shape, ph, pw, sh, sw):
     return _impl(dy).maxpool_backward(dy, argmax, x_shape, ph, pw, sh, sw)
 
 
-def bias_relu(y, bias, relu):
-    return _impl(y).bias_relu(y, bias, relu)
+def bias_relu(y, bias, *, relu):
+    return _impl(y).bias_relu(y, bias, relu=relu)
 
 
-def bias_relu_backward(dy, y, relu, with_bias, out=None):
-    return _impl(dy).bias_relu_backward(dy, y, relu, with_bias, out)
+def bias_relu_backward(dy, y, *, relu, with_bias):
+    return _impl(dy).bias_relu_backward(dy, y, relu=relu, with_bias=with_bias)
 
 
 def relu_forward(z):
@@ -93,39 +129,33 @@ def relu_backward(dy, y):
     return _impl(dy).relu_backward(dy, y)
 
 
-def adam_update(param, grad, m, v, lr_t, beta_1, beta_2, epsilon):
-    return _impl(param).adam_update(param, grad, m, v, lr_t, beta_1, beta_2, epsilon)
-
-
 # for convolutions the fast twin is the cache-blocked, batch-split cpu_conv.py
-def conv2d_forward(x, kernel, bias, relu, stride=1):
-    return _impl(x, cpu_conv).conv2d_forward(x, kernel, bias, relu, stride)
+def conv2d_forward(x, kernel, bias, *, stride, relu):
+    return _impl(x, cpu_conv).conv2d_forward(x, kernel, bias, stride=stride, relu=relu)
 
 
-def conv2d_backward(x, kernel, y, dy, relu, with_bias, stride, input_grad):
-    impl = _impl(dy, cpu_conv)
-    return impl.conv2d_backward(x, kernel, y, dy, relu, with_bias, stride, input_grad)
+def conv2d_backward(x, kernel, y, dy, *, stride, relu, with_bias, input_grad):
+    return _impl(dy, cpu_conv).conv2d_backward(
+        x, kernel, y, dy, stride=stride, relu=relu, with_bias=with_bias, input_grad=input_grad
+    )
 
 
 def conv_relu_pool_forward(x, kernel, bias, ph, pw):
     return _impl(x, cpu_conv).conv_relu_pool_forward(x, kernel, bias, ph, pw)
 
 
-def conv_relu_pool_backward(x, kernel, dy, out, argmax, ph, pw, input_grad):
+def conv_relu_pool_backward(x, kernel, dy, out, argmax, ph, pw, *, input_grad):
     impl = _impl(dy, cpu_conv)
-    return impl.conv_relu_pool_backward(x, kernel, dy, out, argmax, ph, pw, input_grad)
+    return impl.conv_relu_pool_backward(x, kernel, dy, out, argmax, ph, pw, input_grad=input_grad)
 
 
 for _f in (
-    im2col,
-    col2im,
     maxpool_forward,
     maxpool_backward,
     bias_relu,
     bias_relu_backward,
     relu_forward,
     relu_backward,
-    adam_update,
     conv2d_forward,
     conv2d_backward,
     conv_relu_pool_forward,

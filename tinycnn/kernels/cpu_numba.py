@@ -1,12 +1,13 @@
 """Fast CPU kernels, compiled by numba, for the work NumPy cannot do in one pass.
 
 Each function here computes exactly what its namesake in ``reference.py`` computes
-(the tests check that they agree), but as one compiled loop over memory instead of
-several NumPy passes with temporaries. Why each one pays off (measured by
-``benchmarks/profile_step.py``, see docs/performance.md):
+(Adam's: the update in ``optimizers/adam.py``; the tests check that they agree), but
+as one compiled loop over memory instead of several NumPy passes with temporaries.
+Why each one pays off (measured by ``benchmarks/profile_step.py``, see docs/performance.md):
 
-* im2col / col2im: the reference does 9 strided slice copies, each a separate pass;
-  here each image's patches are copied (or added back) in one pass, in parallel.
+* im2col / col2im (``_im2col``, ``_col2im``): the reference does 9 strided slice
+  copies, each a separate pass; here each image's patches are copied (or added back)
+  in one pass. ``cpu_conv.py`` runs them on its blocks of images.
 * max-pooling: the reference compares window by window with ``where``, allocating
   a temporary per offset; here one pass reads each pixel once.
 * bias + ReLU, and the ReLU mask: one pass instead of two or three.
@@ -24,13 +25,18 @@ import numba
 import numpy as np
 from numba import prange
 
-# numba's own thread pool ("workqueue") rather than OpenMP: OpenMP threads spin-wait
-# after each parallel loop and then fight OpenBLAS's threads for the same two cores
-# (measured: max-pooling 8.4 ms with OpenMP vs 0.8 ms with workqueue, batch 128).
+from ..conv_arithmetic import output_size
+from . import checks
+
+# numba's own thread pool ("workqueue") rather than OpenMP, whose threads spin-wait
+# after each parallel loop, against OpenBLAS's for the same cores (docs/performance.md).
 # Set before the first parallel call.
 numba.config.THREADING_LAYER = "workqueue"
 
 _jit = numba.njit(parallel=True, cache=True, fastmath=False)
+
+#: Rows per chunk of bias_relu_backward's column sums (the Dense layers' bias gradient).
+BIAS_SUM_ROWS = 16
 
 
 # ---- im2col / col2im ------------------------------------------------------------------------
@@ -42,8 +48,8 @@ def _im2col(x, kh, kw, c, stride, cols):
     neighbours in memory (channels-last), so each patch row is one contiguous run
     of kw*C numbers: copy runs, not single pixels.
     The run is sliced out first so that the copy loop indexes both sides with the
-    loop counter alone: the compiler then turns it into vector copies (indexing
-    ``src[start + e]`` instead was 2x slower: a possibly negative index needs a check).
+    loop counter alone: the compiler then turns it into vector copies (``src[start + e]``
+    would need a check per element for a negative index; docs/performance.md).
     """
     n = x.shape[0]
     ho, wo = cols.shape[1], cols.shape[2]
@@ -51,11 +57,10 @@ def _im2col(x, kh, kw, c, stride, cols):
     if run < 8:
         # Short runs (the first layer's: C = 1, runs of 3 numbers): a copy loop of 3
         # costs more to start than to run, so here the inner loop goes along an output
-        # row instead (wo numbers, read every stride*C-th, written every kh*kw*C-th).
-        # 2.5x faster for the first layer (4 vs 10 us per image; a training step 1%
-        # faster at batch 64 and 128); slower from runs of about 8 numbers on.
-        # (One function with both loops, not two: _serial compiles a single-threaded
-        # twin of this one, and a twin must not call a parallel kernel.)
+        # row instead (wo numbers, read every stride*C-th, written every kh*kw*C-th);
+        # from runs of about 8 numbers on it is the slower one (docs/performance.md).
+        # (One function with both loops, not two: cpu_conv._serial compiles a
+        # single-threaded twin of this one, and a twin must not call a parallel kernel.)
         for b in prange(n):
             for oh in range(ho):
                 for i in range(kh):
@@ -76,17 +81,6 @@ def _im2col(x, kh, kw, c, stride, cols):
                         dst[e] = src[e]
 
 
-def im2col(x, kh, kw, stride=1, out=None):
-    """Same contract as ``reference.im2col``; ``out`` may supply the result buffer."""
-    n, h, w, c = x.shape
-    ho, wo = (h - kh) // stride + 1, (w - kw) // stride + 1
-    x = np.ascontiguousarray(x)
-    if out is None:
-        out = np.empty((n * ho * wo, kh * kw * c), dtype=x.dtype)
-    _im2col(x.reshape(n, h, w * c), kh, kw, c, stride, out.reshape(n, ho, wo, kh, kw * c))
-    return out
-
-
 @_jit
 def _col2im(dcols, kh, kw, c, stride, dx):
     """dcols (N, Ho, Wo, kh, kw*C) added back onto dx (N, H, W*C), zeroed first;
@@ -103,16 +97,6 @@ def _col2im(dcols, kh, kw, c, stride, dx):
                     dst = dx[b, oh * stride + i, start : start + run]
                     for e in range(run):
                         dst[e] += src[e]
-
-
-def col2im(dcols, x_shape, kh, kw, stride=1):
-    """Same contract as ``reference.col2im``."""
-    n, h, w, c = x_shape
-    ho, wo = (h - kh) // stride + 1, (w - kw) // stride + 1
-    dx = np.empty(x_shape, dtype=dcols.dtype)
-    dcols = np.ascontiguousarray(dcols).reshape(n, ho, wo, kh, kw * c)
-    _col2im(dcols, kh, kw, c, stride, dx.reshape(n, h, w * c))
-    return dx
 
 
 # ---- max-pooling -------------------------------------------------------------------------------
@@ -136,15 +120,23 @@ def _maxpool_forward(x, ph, pw, sh, sw, out, argmax):
                         row = x[b, oh * sh + i, ow * sw + j]
                         k = i * pw + j
                         for ch in range(c):
-                            if row[ch] > best[ch]:  # strict: the first maximum wins ties
+                            # as in reference.maxpool_forward: larger wins (strict: the
+                            # first maximum keeps its place in a tie), and a NaN always
+                            # wins (row[ch] != row[ch] only for NaN); this order of the
+                            # two tests is the cheaper one (docs/performance.md).
+                            if row[ch] > best[ch] or row[ch] != row[ch]:
                                 best[ch] = row[ch]
                                 arg[ch] = k
 
 
 def maxpool_forward(x, ph, pw, sh, sw):
     """Same contract as ``reference.maxpool_forward``."""
+    checks.float_array("maxpool_forward", "x", x, 4)
+    checks.sizes("maxpool_forward", ph=ph, pw=pw, sh=sh, sw=sw)
+    checks.pool_window("maxpool_forward", ph, pw)
+    checks.window_fits("maxpool_forward", "x", x.shape, ph, pw)
     n, h, w, c = x.shape
-    ho, wo = (h - ph) // sh + 1, (w - pw) // sw + 1
+    ho, wo = output_size(h, ph, sh), output_size(w, pw, sw)
     out = np.empty((n, ho, wo, c), dtype=x.dtype)
     argmax = np.empty((n, ho, wo, c), dtype=np.int8)
     _maxpool_forward(np.ascontiguousarray(x), ph, pw, sh, sw, out, argmax)
@@ -163,7 +155,8 @@ def _maxpool_backward_scatter(dy, argmax, ph, pw, sh, sw, dx):
                 arg = argmax[b, oh, ow]
                 for ch in range(c):
                     k = arg[ch]
-                    dx[b, oh * sh + k // pw, ow * sw + k % pw, ch] += g[ch]
+                    if 0 <= k < ph * pw:  # a corrupt argmax must not write outside dx
+                        dx[b, oh * sh + k // pw, ow * sw + k % pw, ch] += g[ch]
 
 
 @_jit
@@ -190,6 +183,15 @@ def _maxpool_backward_tiled(dy, argmax, ph, pw, dx):
 
 def maxpool_backward(dy, argmax, x_shape, ph, pw, sh, sw):
     """Same contract as ``reference.maxpool_backward``."""
+    checks.float_array("maxpool_backward", "dy", dy, 4)
+    checks.sizes("maxpool_backward", ph=ph, pw=pw, sh=sh, sw=sw)
+    checks.pool_window("maxpool_backward", ph, pw)
+    x_shape = checks.image_shape("maxpool_backward", x_shape)
+    checks.window_fits("maxpool_backward", "x_shape", x_shape, ph, pw)
+    n, h, w, c = x_shape
+    pooled = (n, output_size(h, ph, sh), output_size(w, pw, sw), c)
+    checks.same_shape("maxpool_backward", "dy", dy, pooled, f"pooled, for x_shape {x_shape}")
+    checks.argmax_array("maxpool_backward", argmax, dy.shape, "the shape of dy")
     dx = np.empty(x_shape, dtype=dy.dtype)
     dy = np.ascontiguousarray(dy)
     if (sh, sw) == (ph, pw):
@@ -200,6 +202,11 @@ def maxpool_backward(dy, argmax, x_shape, ph, pw, sh, sw):
 
 
 # ---- ReLU ------------------------------------------------------------------------------------------
+# ReLU(NaN) is NaN, as np.maximum(NaN, 0) is: each comparison below is written so
+# that a NaN fails it (every comparison with NaN is false) and so passes through;
+# ``v > 0`` as the condition for keeping v would silently turn a NaN into 0. Backward
+# routes the gradient through a NaN output too (PyTorch's rule: like max-pooling's
+# winner, the NaN "won" over 0).
 @_jit
 def _bias_relu(y, bias, relu):
     """y (M, F) += bias, then max(., 0) if relu; in place, one pass."""
@@ -208,11 +215,16 @@ def _bias_relu(y, bias, relu):
         row = y[r]
         for k in range(f):
             v = row[k] + bias[k]
-            row[k] = v if (v > 0.0 or not relu) else 0.0
+            row[k] = 0.0 if (relu and v <= 0.0) else v
 
 
-def bias_relu(y, bias, relu: bool):
+def bias_relu(y, bias, *, relu: bool):
     """Same contract as ``reference.bias_relu`` (in place on ``y``)."""
+    checks.float_array("bias_relu", "y", y, 2)
+    checks.writable("bias_relu", "y", y)
+    if bias is not None:
+        checks.float_array("bias_relu", "bias", bias, 1, like=y, like_name="y")
+        checks.same_shape("bias_relu", "bias", bias, y.shape[1:], "(F,) for y of shape (M, F)")
     if bias is None:
         return relu_forward(y) if relu else y
     _bias_relu(y, bias, relu)
@@ -228,6 +240,8 @@ def _relu_flat(z):
 
 def relu_forward(z):
     """Same contract as ``reference.relu_forward`` (in place)."""
+    checks.float_array("relu_forward", "z", z)
+    checks.writable("relu_forward", "z", z)
     _relu_flat(z.reshape(-1))
     return z
 
@@ -235,12 +249,15 @@ def relu_forward(z):
 @_jit
 def _relu_backward(dy, y, dz):
     for k in prange(dy.size):
-        dz[k] = dy[k] if y[k] > 0.0 else 0.0
+        dz[k] = 0.0 if y[k] <= 0.0 else dy[k]
 
 
 def relu_backward(dy, y):
     """Same contract as ``reference.relu_backward``."""
-    dz = np.empty(np.broadcast_shapes(dy.shape, y.shape), dtype=dy.dtype)
+    checks.float_array("relu_backward", "dy", dy)
+    checks.float_array("relu_backward", "y", y, like=dy, like_name="dy")
+    checks.same_shape("relu_backward", "y", y, dy.shape, "the shape of dy")
+    dz = np.empty(dy.shape, dtype=dy.dtype)
     _relu_backward(
         np.ascontiguousarray(dy).reshape(-1), np.ascontiguousarray(y).reshape(-1), dz.reshape(-1)
     )
@@ -249,10 +266,13 @@ def relu_backward(dy, y):
 
 @_jit
 def _bias_relu_backward(dy, y, relu, dz, partial):
-    """dz = dy * (y > 0) (or dy), and per-chunk column sums of dz into partial (T, F).
+    """dz = dy where y > 0 or NaN, else 0 (or dz = dy if not relu), and per-chunk column
+    sums of dz into partial (T, F).
 
     The rows are cut into T chunks, one per task, each summing into its own row of
-    ``partial`` (in float64): no two threads ever write the same memory.
+    ``partial`` (in float64): no two threads ever write the same memory. T comes from
+    the number of rows alone (see bias_relu_backward), so the sums round the same way
+    whatever the thread count.
     """
     m, f = dy.shape
     tasks = partial.shape[0]
@@ -262,62 +282,73 @@ def _bias_relu_backward(dy, y, relu, dz, partial):
         acc[:] = 0.0
         for r in range(t * chunk, min(m, (t + 1) * chunk)):
             for k in range(f):
-                v = dy[r, k] if (not relu or y[r, k] > 0.0) else 0.0
+                v = 0.0 if (relu and y[r, k] <= 0.0) else dy[r, k]
                 dz[r, k] = v
                 acc[k] += v
 
 
-def bias_relu_backward(dy, y, relu: bool, with_bias: bool, out=None):
+def bias_relu_backward(dy, y, *, relu: bool, with_bias: bool):
     """Same contract as ``reference.bias_relu_backward``: one pass for mask and bias sum."""
+    checks.float_array("bias_relu_backward", "dy", dy, 2)
+    checks.float_array("bias_relu_backward", "y", y, 2, like=dy, like_name="dy")
+    checks.same_shape("bias_relu_backward", "y", y, dy.shape, "the shape of dy")
     if not with_bias:
         return (relu_backward(dy, y) if relu else dy), None
     dy = np.ascontiguousarray(dy)
-    dz = np.empty_like(dy) if out is None else out
-    partial = np.empty((4 * numba.get_num_threads(), dy.shape[1]), dtype=np.float64)
+    dz = np.empty_like(dy)
+    # a chunk per BIAS_SUM_ROWS rows, not per thread: the chunks' sums are then added
+    # in the same order with 1 thread or 16, so the bias gradient rounds the same way
+    tasks = max(1, -(-dy.shape[0] // BIAS_SUM_ROWS))
+    partial = np.empty((tasks, dy.shape[1]), dtype=np.float64)
     _bias_relu_backward(dy, y, relu, dz, partial)
     return dz, partial.sum(axis=0).astype(dy.dtype)
 
 
 # ---- Adam ----------------------------------------------------------------------------------------------
 @_jit
-def _adam(p, g, m, v, lr_t, b1, b2, eps, tiny):
+def _adam(param, grad, m, v, lr_t, b1, b2, eps, tiny):
     # (1 - b1) etc. are computed once, in the array's precision: a float64 constant
     # here would turn the whole loop into slower float64 arithmetic.
-    one = p.dtype.type(1.0)
-    zero = p.dtype.type(0.0)
+    one = param.dtype.type(1.0)
+    zero = param.dtype.type(0.0)
     c1, c2 = one - b1, one - b2
-    for k in prange(p.size):
-        gk = g[k]
+    for k in prange(param.size):
+        gk = grad[k]
         mk = b1 * m[k] + c1 * gk
         vk = b2 * v[k] + c2 * (gk * gk)
-        # Flush to zero moments that fall below the smallest normal number (tiny).
-        # A weight whose gradient stays 0 (a dead ReLU unit's) has its m shrink by
-        # beta_1 every step, through the subnormal range: x86 CPUs compute with
-        # subnormal numbers 50-100x slower. Measured on the seed network: after one
-        # epoch 14% of the dense layer's m was subnormal, and this update took 3.0
-        # instead of 0.8 ms. Such an m moves its weight by less than 1e-30 anyway
-        # (TensorFlow flushes them too: it runs with the CPU's flush-to-zero mode).
+        # Flush to zero moments below the smallest normal number (tiny): a dead unit's
+        # m shrinks by beta_1 every step into the subnormal range, where x86 arithmetic
+        # is 50-100x slower (docs/performance.md). Such an m moves its weight by less
+        # than 1e-30; TensorFlow flushes them too (the CPU's flush-to-zero mode).
+        # (A NaN fails both tests and is kept, as in the reference.)
         if abs(mk) < tiny:
             mk = zero
         if vk < tiny:
             vk = zero
         m[k] = mk
         v[k] = vk
-        p[k] -= lr_t * (mk / (np.sqrt(vk) + eps))
+        param[k] -= lr_t * (mk / (np.sqrt(vk) + eps))
 
 
 def adam_update(param, grad, m, v, lr_t, beta_1, beta_2, epsilon):
-    """Same contract as ``reference.adam_update`` (in place on param, m, v), except that
-    m and v values below the dtype's smallest normal number become 0 (see _adam)."""
-    t = param.dtype.type
+    """The update of ``optimizers/adam.py`` (its reference lines), in place on param, m
+    and v, in one pass; m and v values below the dtype's smallest normal number become
+    0 (see _adam)."""
+    checks.float_array("adam_update", "param", param)
+    for name, a in (("grad", grad), ("m", m), ("v", v)):
+        checks.float_array("adam_update", name, a, like=param, like_name="param")
+        checks.same_shape("adam_update", name, a, param.shape, "the shape of param")
+    for name, a in (("param", param), ("m", m), ("v", v)):
+        checks.writable("adam_update", name, a)
+    scalar = param.dtype.type  # every constant in the parameter's precision
     _adam(
         param.reshape(-1),
         np.ascontiguousarray(grad).reshape(-1),
         m.reshape(-1),
         v.reshape(-1),
-        t(lr_t),
-        t(beta_1),
-        t(beta_2),
-        t(epsilon),
-        t(np.finfo(param.dtype).tiny),
+        scalar(lr_t),
+        scalar(beta_1),
+        scalar(beta_2),
+        scalar(epsilon),
+        scalar(np.finfo(param.dtype).tiny),
     )

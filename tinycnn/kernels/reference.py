@@ -9,14 +9,10 @@ All images are channels-last, ``(N, H, W, C)``, as in Keras.
 from __future__ import annotations
 
 from ..backend import get_array_module
+from ..conv_arithmetic import output_size
 
 
-def conv_output_size(size: int, k: int, stride: int) -> int:
-    """Number of positions a window of size ``k`` takes in ``size`` pixels (no padding)."""
-    return (size - k) // stride + 1
-
-
-def im2col(x, kh: int, kw: int, stride: int = 1, out=None):
+def im2col(x, kh: int, kw: int, stride: int = 1):
     """Unfold every (kh, kw) patch of ``x`` into one row of a matrix.
 
     Args:
@@ -26,7 +22,7 @@ def im2col(x, kh: int, kw: int, stride: int = 1, out=None):
         patch whose top-left corner is input pixel ``(oh * stride, ow * stride)``,
         ordered ``(i, j, c)`` like the rows of a Keras kernel ``(kh, kw, C, F)``
         reshaped to ``(kh * kw * C, F)``. Convolution is then one matrix multiply:
-        ``y = cols @ kernel.reshape(-1, F)``. Written into ``out`` if given.
+        ``y = cols @ kernel.reshape(-1, F)``.
 
     Instead of looping over the Ho * Wo output pixels, we loop over the kh * kw kernel
     offsets (9 for a 3x3 kernel): for a fixed offset (i, j), output pixel (oh, ow)
@@ -36,10 +32,8 @@ def im2col(x, kh: int, kw: int, stride: int = 1, out=None):
     """
     xp = get_array_module(x)
     n, h, w, c = x.shape
-    ho, wo = conv_output_size(h, kh, stride), conv_output_size(w, kw, stride)
-    if out is None:
-        out = xp.empty((n * ho * wo, kh * kw * c), dtype=x.dtype)
-    cols = out.reshape(n, ho, wo, kh, kw, c)  # a view: writing cols fills out
+    ho, wo = output_size(h, kh, stride), output_size(w, kw, stride)
+    cols = xp.empty((n, ho, wo, kh, kw, c), dtype=x.dtype)
     for i in range(kh):
         for j in range(kw):
             cols[:, :, :, i, j, :] = x[
@@ -61,7 +55,7 @@ def col2im(dcols, x_shape, kh: int, kw: int, stride: int = 1):
     """
     xp = get_array_module(dcols)
     n, h, w, c = x_shape
-    ho, wo = conv_output_size(h, kh, stride), conv_output_size(w, kw, stride)
+    ho, wo = output_size(h, kh, stride), output_size(w, kw, stride)
     dcols = dcols.reshape(n, ho, wo, kh, kw, c)
     dx = xp.zeros(x_shape, dtype=dcols.dtype)
     for i in range(kh):
@@ -83,11 +77,15 @@ def maxpool_forward(x, ph: int, pw: int, sh: int, sw: int):
         shape) the offset ``i * pw + j`` inside each window where the maximum sits; the
         first one wins a tie, as in Keras and PyTorch.
 
+    NaN and inf are handled as ``np.max`` and PyTorch do: +-inf compare like any
+    number, and a window with a NaN anywhere in it has the maximum NaN, its argmax
+    pointing at the (last) NaN, as PyTorch's does, so that the gradient goes there.
+
     Same idea as im2col: loop over the ph * pw offsets, each a strided slice of x.
     """
     xp = get_array_module(x)
     n, h, w, c = x.shape
-    ho, wo = conv_output_size(h, ph, sh), conv_output_size(w, pw, sw)
+    ho, wo = output_size(h, ph, sh), output_size(w, pw, sw)
     out = None
     argmax = xp.zeros((n, ho, wo, c), dtype=xp.int8)
     for i in range(ph):
@@ -96,7 +94,9 @@ def maxpool_forward(x, ph: int, pw: int, sh: int, sw: int):
             if out is None:
                 out = window.copy()
                 continue
-            better = window > out  # strictly greater: the first maximum keeps its place
+            # strictly greater: the first maximum keeps its place; and a NaN always wins
+            # (">" alone would let a NaN through only as a window's first value)
+            better = (window > out) | xp.isnan(window)
             out = xp.where(better, window, out)
             argmax = xp.where(better, xp.int8(i * pw + j), argmax)
     return out, argmax
@@ -123,7 +123,7 @@ def maxpool_backward(dy, argmax, x_shape, ph: int, pw: int, sh: int, sw: int):
     return dx
 
 
-def bias_relu(y, bias, relu: bool):
+def bias_relu(y, bias, *, relu: bool):
     """In place on a fresh 2-D matmul result ``y`` (M, F): add ``bias`` (F,) if given,
     then apply ReLU if ``relu``. Returns ``y``."""
     xp = get_array_module(y)
@@ -134,47 +134,33 @@ def bias_relu(y, bias, relu: bool):
     return y
 
 
-def bias_relu_backward(dy, y, relu: bool, with_bias: bool, out=None):
+def bias_relu_backward(dy, y, *, relu: bool, with_bias: bool):
     """The backward of :func:`bias_relu`. ``dy``, ``y``: (M, F).
 
-    Returns ``(dz, dbias)``: dz = dy * (y > 0) if ``relu`` (the gradient before the
-    ReLU), and dbias = dz summed over the rows (every row added the same bias), or
-    None without a bias. ``out`` may receive dz.
+    Returns ``(dz, dbias)``: dz = :func:`relu_backward` (dy, y) if ``relu`` (the
+    gradient before the ReLU), and dbias = dz summed over the rows (every row added
+    the same bias), or None without a bias.
     """
-    if relu:
-        xp = get_array_module(dy)
-        dz = xp.multiply(dy, y > 0, out=out) if out is not None else relu_backward(dy, y)
-    else:
-        dz = dy
+    dz = relu_backward(dy, y) if relu else dy
     return dz, (dz.sum(axis=0) if with_bias else None)
 
 
 def relu_forward(z):
-    """max(z, 0), computed in place: ``z`` is a fresh array nobody else holds."""
+    """max(z, 0), computed in place: ``z`` is a fresh array nobody else holds.
+    ReLU(NaN) is NaN: ``maximum`` keeps a NaN (``where(z > 0, z, 0)`` would make it 0)."""
     xp = get_array_module(z)
     return xp.maximum(z, 0, out=z)
 
 
 def relu_backward(dy, y):
-    """dL/dz = dL/dy where the unit was active (y > 0), else 0."""
-    return dy * (y > 0)
+    """dL/dz = dL/dy where the unit was active (y > 0), else 0.
 
-
-def adam_update(param, grad, m, v, lr_t: float, beta_1: float, beta_2: float, epsilon: float):
-    """One Adam step, in place on ``param``, ``m`` and ``v`` (see optimizers/adam.py).
-
-    Written with ``out=`` so that no full-size temporary survives the call.
+    A NaN output counts as active: the gradient goes through it (PyTorch's rule; as
+    in max-pooling, the NaN won the max(z, 0)). A select, not ``dy * (y > 0)``: an
+    inf in dy at an inactive unit gives 0, not inf * 0 = NaN.
     """
-    xp = get_array_module(param)
-    one = param.dtype.type(1.0)
-    b1, b2 = param.dtype.type(beta_1), param.dtype.type(beta_2)
-    m *= b1
-    m += (one - b1) * grad  # m <- b1 m + (1 - b1) g
-    v *= b2
-    v += (one - b2) * (grad * grad)  # v <- b2 v + (1 - b2) g^2
-    denom = xp.sqrt(v)
-    denom += param.dtype.type(epsilon)
-    param -= param.dtype.type(lr_t) * (m / denom)
+    xp = get_array_module(dy)
+    return xp.where(y <= 0, xp.zeros((), dtype=dy.dtype), dy)
 
 
 def conv_relu_pool_forward(x, kernel, bias, ph: int, pw: int):
@@ -186,24 +172,30 @@ def conv_relu_pool_forward(x, kernel, bias, ph: int, pw: int):
     Returns:
         ``(out, argmax)`` of the pooling, each ``(N, Hp, Wp, F)``.
     """
-    return maxpool_forward(conv2d_forward(x, kernel, bias, True), ph, pw, ph, pw)
+    y = conv2d_forward(x, kernel, bias, stride=1, relu=True)
+    return maxpool_forward(y, ph, pw, ph, pw)
 
 
-def conv_relu_pool_backward(x, kernel, dy, out, argmax, ph: int, pw: int, input_grad: bool):
+def conv_relu_pool_backward(x, kernel, dy, out, argmax, ph: int, pw: int, *, input_grad: bool):
     """Gradients of :func:`conv_relu_pool_forward` from the pooled gradient ``dy``.
 
     Returns ``(dkernel, dbias, dx)`` (``dx`` is None unless ``input_grad``).
+    Convolution outputs no pooling window reads (a last odd row or column) get the
+    gradient 0, which the matrix products below still multiply by every weight: a
+    NaN weight then makes the gradient of their inputs NaN too, where the fast kernel,
+    which skips those outputs, leaves it finite.
     """
     n, h, w, _ = x.shape
     kh, kw, _, f = kernel.shape
-    conv_shape = (n, h - kh + 1, w - kw + 1, f)
-    # ReLU's mask at the winners is out > 0: the pooled value is the winner's value
-    dz = maxpool_backward(dy * (out > 0), argmax, conv_shape, ph, pw, ph, pw).reshape(-1, f)
+    conv_shape = (n, output_size(h, kh, 1), output_size(w, kw, 1), f)
+    # ReLU's mask at the winners is out's (the pooled value is the winner's value)
+    dz = maxpool_backward(relu_backward(dy, out), argmax, conv_shape, ph, pw, ph, pw)
+    dz = dz.reshape(-1, f)
     dkernel, dx = _conv2d_backward_linear(x, kernel, dz, 1, input_grad)
     return dkernel, dz.sum(axis=0), dx
 
 
-def conv2d_forward(x, kernel, bias, relu: bool, stride: int = 1):
+def conv2d_forward(x, kernel, bias, *, stride: int, relu: bool):
     """Convolution (no padding: pad ``x`` first) + bias + optional ReLU, as im2col
     followed by one matrix multiply (see layers/conv2d.py for the idea).
 
@@ -215,12 +207,14 @@ def conv2d_forward(x, kernel, bias, relu: bool, stride: int = 1):
     n = x.shape[0]
     kh, kw, _, f = kernel.shape
     cols = im2col(x, kh, kw, stride)  # (N*Ho*Wo, kh*kw*C)
-    y = bias_relu(cols @ kernel.reshape(-1, f), bias, relu)  # (N*Ho*Wo, F)
-    ho, wo = conv_output_size(x.shape[1], kh, stride), conv_output_size(x.shape[2], kw, stride)
+    y = bias_relu(cols @ kernel.reshape(-1, f), bias, relu=relu)  # (N*Ho*Wo, F)
+    ho, wo = output_size(x.shape[1], kh, stride), output_size(x.shape[2], kw, stride)
     return y.reshape(n, ho, wo, f)
 
 
-def conv2d_backward(x, kernel, y, dy, relu: bool, with_bias: bool, stride: int, input_grad: bool):
+def conv2d_backward(
+    x, kernel, y, dy, *, stride: int, relu: bool, with_bias: bool, input_grad: bool
+):
     """Gradients of :func:`conv2d_forward`, from its input ``x``, its output ``y`` and
     the gradient ``dy`` of the loss with respect to ``y`` (both ``(N, Ho, Wo, F)``).
 
@@ -230,7 +224,9 @@ def conv2d_backward(x, kernel, y, dy, relu: bool, with_bias: bool, stride: int, 
     kh*kw times the size of ``x`` in memory between the two passes.
     """
     f = kernel.shape[3]
-    dz, dbias = bias_relu_backward(dy.reshape(-1, f), y.reshape(-1, f), relu, with_bias)
+    dz, dbias = bias_relu_backward(
+        dy.reshape(-1, f), y.reshape(-1, f), relu=relu, with_bias=with_bias
+    )
     dkernel, dx = _conv2d_backward_linear(x, kernel, dz, stride, input_grad)
     return dkernel, dbias, dx
 

@@ -40,6 +40,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from . import checks
+
 #: Input transform: V = BT d BT^T turns a 4x4 input tile d into the Winograd domain.
 BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=np.float64)
 #: Kernel transform: U = G g G^T turns a 3x3 kernel g into a 4x4 one.
@@ -70,7 +72,13 @@ def tile_transform(left, tiles, right_t):
 def kernel_transform(kernel, out=None):
     """U (16, C, F) from kernel (3, 3, C, F): U[e] is position e = 4*i + j of G g G^T.
     ``out`` may supply U's array (16, C, F)."""
+    checks.float_array("kernel_transform", "kernel", kernel, 4)
+    checks.same_shape("kernel_transform", "kernel", kernel, (3, 3, *kernel.shape[2:]), "3x3")
     c, f = kernel.shape[2:]
+    if out is not None:
+        checks.float_array("kernel_transform", "out", out, like=kernel, like_name="kernel")
+        checks.same_shape("kernel_transform", "out", out, (16, c, f), "(16, C, F)")
+        checks.writable("kernel_transform", "out", out)
     u = np.empty((16, c, f), dtype=kernel.dtype) if out is None else out
     g = np.ascontiguousarray(kernel).reshape(3, 3, c * f)
     _sandwich(G.astype(kernel.dtype), g, u.reshape(4, 4, c * f))
@@ -80,6 +88,8 @@ def kernel_transform(kernel, out=None):
 def kernel_grad(du):
     """dkernel (3, 3, C, F) from dU (16, C, F): G^T dU G, the transpose of
     :func:`kernel_transform`."""
+    checks.float_array("kernel_grad", "du", du, 3)
+    checks.same_shape("kernel_grad", "du", du, (16, *du.shape[1:]), "(16, C, F)")
     c, f = du.shape[1:]
     dkernel = np.empty((3, 3, c * f), dtype=du.dtype)
     _sandwich(G.T.astype(du.dtype), np.ascontiguousarray(du).reshape(4, 4, c * f), dkernel)
@@ -91,8 +101,8 @@ def _sandwich(left, middle, out):
     """out[i, j] = sum over a, b of left[i, a] * middle[a, b] * left[j, b]: the matrix
     product left @ middle @ left.T for each of the C*F kernels at once.
 
-    left: (p, q); middle: (q, q, C*F); out: (p, p, C*F). (For the 4,096 kernels of the
-    seed network's second convolution: ``np.einsum`` 0.7-0.9 ms, this loop 30 us.)
+    left: (p, q); middle: (q, q, C*F); out: (p, p, C*F). (``np.einsum`` does the same,
+    many times slower: docs/performance.md.)
     """
     p, q = left.shape
     for i in range(p):
@@ -151,8 +161,11 @@ def _a(y0, y1, o0, o1, o2, o3):
 
 
 # ---- the 2-D tile transforms: rows first (into tmp), then columns --------------------------------
+# Each compiled loop below has an entry point of the same name without the underscore
+# (at the end of this file) that checks its arguments first: see checks.py for why.
+# cpu_conv.py, which makes all the arrays itself, calls the loops directly.
 @numba.njit(nogil=True, cache=True)
-def input_tiles(x, th, tw, v):
+def _input_tiles(x, th, tw, v):
     """V = BT d BT^T for the Th x Tw tiles d (4x4, two pixels apart) of each image.
 
     x: (n, H, W, C); v: (16, n*Th*Tw, C) receives tile t = (b*Th + i)*Tw + j, the
@@ -174,7 +187,7 @@ def input_tiles(x, th, tw, v):
 
 
 @numba.njit(nogil=True, cache=True)
-def output_tiles(m, y):
+def _output_tiles(m, y):
     """Y = AT M AT^T for each tile: m (16, n*Th*Tw, F) -> y (n, 2*Th, 2*Tw, F)."""
     n, th, tw, f_n = y.shape[0], y.shape[1] // 2, y.shape[2] // 2, y.shape[3]
     tmp = np.empty((4, 2, f_n), dtype=y.dtype)
@@ -191,7 +204,7 @@ def output_tiles(m, y):
 
 
 @numba.njit(nogil=True, cache=True)
-def output_grad_tiles(dy, dm):
+def _output_grad_tiles(dy, dm):
     """dM = AT^T dY AT for each 2x2 tile of dy (n, 2*Th, 2*Tw, F) -> dm (16, n*Th*Tw, F)."""
     n, th, tw, f_n = dy.shape[0], dy.shape[1] // 2, dy.shape[2] // 2, dy.shape[3]
     tmp = np.empty((2, 4, f_n), dtype=dm.dtype)
@@ -207,7 +220,7 @@ def output_grad_tiles(dy, dm):
 
 
 @numba.njit(nogil=True, cache=True)
-def input_grad_tiles(dv, th, tw, dx):
+def _input_grad_tiles(dv, th, tw, dx):
     """dx = sum over tiles of BT^T dV BT, each added onto its 4x4 place (tiles overlap).
 
     dv: (16, n*Th*Tw, C); dx: (n, H, W, C), zeroed first (pixels no tile covers get 0).
@@ -230,3 +243,60 @@ def input_grad_tiles(dv, th, tw, dx):
                         dst, src = row[2 * j + q], out[q]
                         for k in range(c_n):
                             dst[k] += src[k]
+
+
+# ---- the tile transforms' entry points: the arguments checked, then the loop ----------------
+def _tiles_of(kernel: str, name: str, images, th: int, tw: int, tiles, tiles_name: str):
+    """images (n, H, W, C) split into th x tw 4x4 tiles, two pixels apart, and the
+    (16, n*th*tw, C) array of their positions."""
+    checks.float_array(kernel, name, images, 4)
+    checks.float_array(kernel, tiles_name, tiles, 3, like=images, like_name=name)
+    checks.sizes(kernel, th=th, tw=tw)
+    n, h, w, c = images.shape
+    if h < 2 * th + 2 or w < 2 * tw + 2:
+        raise ValueError(
+            f"{kernel}: {th}x{tw} tiles need images of at least {2 * th + 2}x{2 * tw + 2} "
+            f"pixels; {name} has shape {images.shape}."
+        )
+    checks.same_shape(kernel, tiles_name, tiles, (16, n * th * tw, c),
+                      f"(16, n*th*tw, C) for {name} {images.shape}")  # fmt: skip
+
+
+def _outputs_of(kernel: str, name: str, y, m, m_name: str):
+    """y (n, 2*Th, 2*Tw, F), whole 2x2 tiles, and the (16, n*Th*Tw, F) array of them."""
+    checks.float_array(kernel, name, y, 4)
+    checks.float_array(kernel, m_name, m, 3, like=y, like_name=name)
+    n, h, w, f = y.shape
+    if h % 2 or w % 2:
+        raise ValueError(f"{kernel}: {name} must be whole 2x2 tiles, got shape {y.shape}.")
+    checks.same_shape(kernel, m_name, m, (16, n * (h // 2) * (w // 2), f),
+                      f"(16, n*Th*Tw, F) for {name} {y.shape}")  # fmt: skip
+
+
+def input_tiles(x, th, tw, v):
+    """V = BT d BT^T for the Th x Tw tiles d of each image of x (n, H, W, C) into
+    v (16, n*Th*Tw, C); see :func:`_input_tiles`."""
+    _tiles_of("input_tiles", "x", x, th, tw, v, "v")
+    checks.writable("input_tiles", "v", v)
+    _input_tiles(x, th, tw, v)
+
+
+def output_tiles(m, y):
+    """Y = AT M AT^T for each tile: m (16, n*Th*Tw, F) -> y (n, 2*Th, 2*Tw, F)."""
+    _outputs_of("output_tiles", "y", y, m, "m")
+    checks.writable("output_tiles", "y", y)
+    _output_tiles(m, y)
+
+
+def output_grad_tiles(dy, dm):
+    """dM = AT^T dY AT for each 2x2 tile of dy (n, 2*Th, 2*Tw, F) -> dm (16, n*Th*Tw, F)."""
+    _outputs_of("output_grad_tiles", "dy", dy, dm, "dm")
+    checks.writable("output_grad_tiles", "dm", dm)
+    _output_grad_tiles(dy, dm)
+
+
+def input_grad_tiles(dv, th, tw, dx):
+    """dx (n, H, W, C) = the tiles BT^T dV BT of dv (16, n*Th*Tw, C), added up in place."""
+    _tiles_of("input_grad_tiles", "dx", dx, th, tw, dv, "dv")
+    checks.writable("input_grad_tiles", "dx", dx)
+    _input_grad_tiles(dv, th, tw, dx)

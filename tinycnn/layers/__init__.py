@@ -23,4 +23,10 @@ def from_config(class_name: str, config: dict) -> Layer:
             f"Unknown layer type {class_name!r} in the saved model; "
             f"known types: {sorted(LAYER_CLASSES)}."
         ) from None
-    return cls(**config)
+    config = dict(config)
+    trainable = config.pop("trainable", True)  # an attribute, not a constructor argument
+    if not isinstance(trainable, bool):
+        raise ValueError(f"trainable must be True or False, got {trainable!r}.")
+    layer = cls(**config)
+    layer.trainable = trainable
+    return layer

@@ -19,6 +19,15 @@ from .. import backend
 from ..initializers import make_rng
 
 
+class SharedCache:
+    """The cache a model's fused step leaves in each layer it computed at once (see
+    ``models/fusion.py``): the layers keep no state of their own from that forward
+    pass, so this object runs their ``backward``, exactly as the fused step would."""
+
+    def backward(self, layer, dy, input_grad: bool):
+        raise NotImplementedError
+
+
 class Layer:
     """Base layer: parameters, gradients, build-on-first-use and input checks.
 
@@ -28,6 +37,8 @@ class Layer:
         grads: dict of gradient arrays with the same keys, filled by ``backward``.
         input_shape: the input shape without the batch axis, e.g. ``(28, 28, 1)``.
         dtype: the float type the layer computes in (``floatx()`` when built).
+        trainable: ``False`` freezes the weights: the optimizer leaves them as they are
+            (``backward`` still computes every gradient). Saved with the layer's config.
     """
 
     #: Shape of one sample as documentation uses it, e.g. "(N, H, W, C)"; None = any rank.
@@ -40,6 +51,7 @@ class Layer:
         self.grads: dict = {}
         self.dtype: str | None = None
         self.built = False
+        self.trainable = True
         self.cache = None
 
     # ---- building ---------------------------------------------------------------
@@ -89,12 +101,23 @@ class Layer:
         ``check_finite`` scans the input for NaN/inf (a models checks its own input once
         and skips the scan for the layers inside, where it would cost a pass over memory).
         """
-        x = self._check_input(x, check_finite)
+        x = self.check_input(x, check_finite)
         if not self.built:
-            self.build(x.shape[1:])
-        else:
-            self._check_sample_shape(tuple(x.shape[1:]))
+            self.build(x.shape[1:])  # which checks the shape of a sample
         return self._forward(x, training)
+
+    def check_input(self, x, check_finite: bool = True):
+        """The checks ``forward`` makes on a batch ``x``; returns ``x`` in the layer's dtype.
+
+        ``x`` must be a float array of the layer's rank, on its weights' backend, of a
+        sample shape it accepts (once built), without NaN or inf (if ``check_finite``);
+        otherwise a TypeError or ValueError says what is wrong. A model's fused step
+        (models/fusion.py), which computes two layers without their ``forward``, calls it.
+        """
+        x = self._check_input(x, check_finite)
+        if self.built:
+            self._check_sample_shape(tuple(x.shape[1:]))
+        return x
 
     def backward(self, dy, input_grad: bool = True):
         """Given dL/dy, fill ``self.grads`` and return dL/dx (``None`` if not ``input_grad``).
@@ -106,6 +129,8 @@ class Layer:
             raise RuntimeError(
                 f"{self._label()}: backward() called before forward(x, training=True)."
             )
+        if isinstance(self.cache, SharedCache):  # left by a model's fused step
+            return self.cache.backward(self, dy, input_grad)
         return self._backward(dy, input_grad)
 
     def _forward(self, x, training):
@@ -125,7 +150,7 @@ class Layer:
     # ---- configuration (for saving) -------------------------------------------------
     def get_config(self) -> dict:
         """The constructor arguments, as JSON-friendly values."""
-        return {"name": self.name}
+        return {"name": self.name, "trainable": self.trainable}
 
     # ---- checks -----------------------------------------------------------------------
     def _label(self) -> str:

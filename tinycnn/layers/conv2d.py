@@ -4,7 +4,7 @@ Shapes (channels-last, as Keras):
     x       (N, H, W, C)          input images
     kernel  (kh, kw, C, F)        F filters, each kh x kw x C
     bias    (F,)
-    y       (N, Ho, Wo, F)        Ho = (H + pad - kh) // stride + 1
+    y       (N, Ho, Wo, F)        Ho = (H + pad - kh) // stride + 1 (conv_arithmetic.py)
 
 The trick: unfold every kh x kw x C patch of x into one row of a matrix ``cols``
 of shape (N*Ho*Wo, kh*kw*C). Then every output pixel is a dot product of its row
@@ -22,28 +22,10 @@ The backward pass is two more matrix multiplies and the inverse unfolding:
 
 from __future__ import annotations
 
-from .. import initializers, kernels
+from .. import conv_arithmetic, initializers, kernels
 from ..backend import get_array_module
 from .activations import check_activation
 from .base import Layer
-
-
-def _pair(value, what: str) -> tuple[int, int]:
-    """Accept 3 or (3, 3) like Keras does."""
-    pair = (value, value) if isinstance(value, int) else tuple(value)
-    if len(pair) != 2 or not all(isinstance(v, int) and v > 0 for v in pair):
-        raise ValueError(f"{what} must be a positive int or a pair of them, got {value!r}.")
-    return pair
-
-
-def same_padding(size: int, k: int, stride: int) -> tuple[int, int]:
-    """Padding (before, after) that makes the output ceil(size / stride), as Keras/TF do.
-
-    When the total is odd, the extra pixel goes after (bottom/right), like TensorFlow.
-    """
-    out = -(-size // stride)  # ceil division
-    total = max((out - 1) * stride + k - size, 0)
-    return total // 2, total - total // 2
 
 
 class Conv2D(Layer):
@@ -78,34 +60,25 @@ class Conv2D(Layer):
         if not (isinstance(filters, int) and filters > 0):
             raise ValueError(f"Conv2D filters must be a positive int, got {filters!r}.")
         self.filters = filters
-        self.kernel_size = _pair(kernel_size, "Conv2D kernel_size")
-        stride_pair = _pair(strides, "Conv2D strides")
+        self.kernel_size = conv_arithmetic.pair(kernel_size, "Conv2D kernel_size")
+        stride_pair = conv_arithmetic.pair(strides, "Conv2D strides")
         if stride_pair[0] != stride_pair[1]:
             raise ValueError(f"Conv2D supports equal strides only, got {strides!r}.")
         self.strides = stride_pair
-        padding = padding.lower()
-        if padding not in ("valid", "same"):
-            raise ValueError(f"Conv2D padding must be 'valid' or 'same', got {padding!r}.")
-        self.padding = padding
+        self.padding = conv_arithmetic.check_padding(padding, "Conv2D padding")
         self.activation = check_activation(activation, "Conv2D")
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
 
-    # ---- shapes -------------------------------------------------------------------
-    def _pads(self, h: int, w: int):
+    # ---- shapes (the formulas: conv_arithmetic.py) ----------------------------------------
+    def _paddings(self, h: int, w: int):
         """((top, bottom), (left, right)) zero padding for an h x w input."""
-        if self.padding == "valid":
-            return (0, 0), (0, 0)
-        (kh, kw), s = self.kernel_size, self.strides[0]
-        return same_padding(h, kh, s), same_padding(w, kw, s)
+        return conv_arithmetic.paddings(self.padding, (h, w), self.kernel_size, self.strides)
 
     def compute_output_shape(self, input_shape):
         h, w, _ = input_shape
-        (kh, kw), s = self.kernel_size, self.strides[0]
-        (pt, pb), (pl, pr) = self._pads(h, w)
-        ho = kernels.conv_output_size(h + pt + pb, kh, s)
-        wo = kernels.conv_output_size(w + pl + pr, kw, s)
+        ho, wo = conv_arithmetic.output_hw(self.padding, (h, w), self.kernel_size, self.strides)
         return (ho, wo, self.filters)
 
     def _check_sample_shape(self, shape):
@@ -117,9 +90,9 @@ class Conv2D(Layer):
                 f"{self._label()}: expected {self.input_shape[2]} input channels "
                 f"(input shape (N, H, W, {self.input_shape[2]})), got {c} (shape (N, {h}, {w}, {c}))."
             )
-        (pt, pb), (pl, pr) = self._pads(h, w)
         kh, kw = self.kernel_size
-        if h + pt + pb < kh or w + pl + pr < kw:
+        padded_h, padded_w = conv_arithmetic.padded_hw(self.padding, (h, w), (kh, kw), self.strides)
+        if padded_h < kh or padded_w < kw:
             raise ValueError(
                 f"{self._label()}: the {kh}x{kw} kernel is larger than the {h}x{w} input "
                 "(with 'valid' padding). Use a larger input, a smaller kernel or padding='same'."
@@ -139,15 +112,14 @@ class Conv2D(Layer):
     # ---- forward and backward ----------------------------------------------------------
     def _forward(self, x, training):
         xp = get_array_module(x)
-        pads = self._pads(x.shape[1], x.shape[2])
+        pads = self._paddings(x.shape[1], x.shape[2])
         if pads != ((0, 0), (0, 0)):
             x = xp.pad(x, ((0, 0), *pads, (0, 0)))
-        # im2col, one matrix multiply, bias and ReLU: kernels/reference.py shows it in
-        # eight lines; on the CPU a faster twin does the same block by block.
-        y = kernels.conv2d_forward(
-            x, self.params["kernel"], self.params.get("bias"), self.activation == "relu",
-            self.strides[0],
-        )  # fmt: skip
+        # im2col, one matrix multiply, bias and ReLU: reference.conv2d_forward shows it
+        # in eight lines; on the CPU a faster twin does the same block by block.
+        kernel, bias = self.params["kernel"], self.params.get("bias")
+        stride, relu = self.strides[0], self.activation == "relu"
+        y = kernels.conv2d_forward(x, kernel, bias, stride=stride, relu=relu)
         # Keep what backward needs: the (padded) input, the output (for the ReLU
         # mask) and the padding to undo.
         self.cache = (x, y, pads)
@@ -155,10 +127,12 @@ class Conv2D(Layer):
 
     def _backward(self, dy, input_grad):
         x, y, pads = self.cache
+        # the formulas of the module docstring, written out in reference.conv2d_backward
+        kernel, stride, relu = self.params["kernel"], self.strides[0], self.activation == "relu"
+        with_bias = self.use_bias
         dkernel, dbias, dx = kernels.conv2d_backward(
-            x, self.params["kernel"], y, dy, self.activation == "relu", self.use_bias,
-            self.strides[0], input_grad,
-        )  # fmt: skip
+            x, kernel, y, dy, stride=stride, relu=relu, with_bias=with_bias, input_grad=input_grad
+        )
         self.grads["kernel"] = dkernel
         if self.use_bias:
             self.grads["bias"] = dbias

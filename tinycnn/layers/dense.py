@@ -67,15 +67,16 @@ class Dense(Layer):
 
     def _forward(self, x, training):
         y = x @ self.params["kernel"]
-        # one pass: y += bias, then ReLU (fused in the fast kernel)
-        y = kernels.bias_relu(y, self.params.get("bias"), self.activation == "relu")
+        # y += bias, then ReLU (one pass in the fast kernel; see reference.bias_relu)
+        y = kernels.bias_relu(y, self.params.get("bias"), relu=self.activation == "relu")
         self.cache = (x, y)
         return y
 
     def _backward(self, dy, input_grad):
         x, y = self.cache
         # the gradient before ReLU and the bias gradient, in one pass
-        dy, dbias = kernels.bias_relu_backward(dy, y, self.activation == "relu", self.use_bias)
+        relu, with_bias = self.activation == "relu", self.use_bias
+        dy, dbias = kernels.bias_relu_backward(dy, y, relu=relu, with_bias=with_bias)
         self.grads["kernel"] = x.T @ dy
         if self.use_bias:
             self.grads["bias"] = dbias

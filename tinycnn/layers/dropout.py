@@ -39,11 +39,15 @@ class Dropout(Layer):
     comes from (the fit's seed, epoch, step, this layer's index), or (``seed``, epoch,
     step, index) when the layer has a seed, as the batch order does: a run resumed
     from a checkpoint draws the very masks of an uninterrupted one. Outside ``fit``
-    each call draws a new key from a generator seeded by ``seed``.
+    each call draws a new key from a generator seeded by ``seed``, or, for a layer
+    without one, by (the model's seed, this layer's index): ``Sequential(seed=0)``
+    makes ``train_on_batch`` reproducible too. Only a layer without any seed, in a
+    model without one, draws fresh randomness.
 
     Args:
         rate: fraction of units dropped, in [0, 1).
-        seed: makes the masks reproducible from the layer alone (None: from fit's seed).
+        seed: makes the masks reproducible from the layer alone (None: from fit's seed,
+            or outside fit from the model's).
     """
 
     def __init__(self, rate: float, seed=None, name=None, input_shape=None):
@@ -53,6 +57,7 @@ class Dropout(Layer):
         self.rate = float(rate)
         self.seed = seed
         self.noise_key = None  # (fit seed, epoch, step, index): set by fit before each step
+        self.model_seed = None  # [model seed, index]: set by Sequential.add
         self._key_rng = None  # outside fit: a host generator of keys
 
     def _mask_key(self) -> int:
@@ -62,7 +67,7 @@ class Dropout(Layer):
             rng = make_rng([root, epoch, step, index])  # always 4 numbers: no two keys alike
         else:
             if self._key_rng is None:
-                self._key_rng = make_rng(self.seed)
+                self._key_rng = make_rng(self.seed if self.seed is not None else self.model_seed)
             rng = self._key_rng
         return int(rng.integers(0, 2**64, dtype="uint64"))
 

@@ -1,17 +1,37 @@
 """MaxPooling2D: the largest value of each window, channel by channel.
 
-Shapes: x (N, H, W, C) -> y (N, Ho, Wo, C), Ho = (H - ph) // sh + 1 with 'valid'
-padding (floor: 11 -> 5 for a 2x2 pool), Ho = ceil(H / sh) with 'same'.
-The backward pass sends each output gradient to the one input that was the maximum
-(the first one in a tie); every other input gets zero.
+Shapes (channels-last, as Keras):
+    x       (N, H, W, C)          input images
+    y       (N, Ho, Wo, C)        Ho = (H + pad - ph) // sh + 1 (conv_arithmetic.py)
+    argmax  (N, Ho, Wo, C) int8   where in its window each maximum was: i * pw + j
+
+With 'valid' padding a last partial window is dropped (floor: 11 -> 5 for a 2x2
+pool); 'same' pads with -inf, which never wins, so that Ho = ceil(H / sh).
+
+Forward loops over the ph * pw offsets (i, j) of a window, not over the output
+pixels: for a fixed offset, every window's pixel (i, j) is one strided slice of x,
+so the maximum is taken slice by slice (the same trick as im2col in conv2d.py):
+
+    for each offset (i, j) after (0, 0), whose slice y starts as:
+        window = x[:, i : i + sh*Ho : sh, j : j + sw*Wo : sw]         (N, Ho, Wo, C)
+        better = (window > y) | isnan(window)    (strict: the first maximum wins a tie)
+        y      = where(better, window, y);  argmax = where(better, i * pw + j, argmax)
+
+Backward sends each output gradient to the one input that was the maximum, and 0
+to every other input (added up where windows overlap, stride < pool):
+
+    for each offset (i, j):
+        dx[:, i : i + sh*Ho : sh, j : j + sw*Wo : sw] += where(argmax == i * pw + j, dy, 0)
+
+Both are written out in kernels/reference.py (``maxpool_forward``,
+``maxpool_backward``); on the CPU a compiled twin computes the same in one pass.
 """
 
 from __future__ import annotations
 
-from .. import kernels
+from .. import conv_arithmetic, kernels
 from ..backend import get_array_module
 from .base import Layer
-from .conv2d import _pair, same_padding
 
 
 class MaxPooling2D(Layer):
@@ -27,46 +47,43 @@ class MaxPooling2D(Layer):
 
     def __init__(self, pool_size=2, strides=None, padding="valid", name=None, input_shape=None):
         super().__init__(name=name, input_shape=input_shape)
-        self.pool_size = _pair(pool_size, "MaxPooling2D pool_size")
-        self.strides = _pair(
+        self.pool_size = conv_arithmetic.pair(pool_size, "MaxPooling2D pool_size")
+        self.strides = conv_arithmetic.pair(
             strides if strides is not None else self.pool_size, "MaxPooling2D strides"
         )
-        padding = padding.lower()
-        if padding not in ("valid", "same"):
-            raise ValueError(f"MaxPooling2D padding must be 'valid' or 'same', got {padding!r}.")
-        self.padding = padding
+        self.padding = conv_arithmetic.check_padding(padding, "MaxPooling2D padding")
 
-    def _pads(self, h, w):
-        if self.padding == "valid":
-            return (0, 0), (0, 0)
-        (ph, pw), (sh, sw) = self.pool_size, self.strides
-        return same_padding(h, ph, sh), same_padding(w, pw, sw)
+    # ---- shapes (the formulas: conv_arithmetic.py) ----------------------------------------
+    def _paddings(self, h: int, w: int):
+        """((top, bottom), (left, right)) -inf padding for an h x w input."""
+        return conv_arithmetic.paddings(self.padding, (h, w), self.pool_size, self.strides)
 
     def compute_output_shape(self, input_shape):
         h, w, c = input_shape
-        (ph, pw), (sh, sw) = self.pool_size, self.strides
-        (pt, pb), (pl, pr) = self._pads(h, w)
-        ho = kernels.conv_output_size(h + pt + pb, ph, sh)
-        wo = kernels.conv_output_size(w + pl + pr, pw, sw)
+        ho, wo = conv_arithmetic.output_hw(self.padding, (h, w), self.pool_size, self.strides)
         return (ho, wo, c)
 
     def _check_sample_shape(self, shape):
         if len(shape) != 3:
             return
         h, w, _ = shape
-        (pt, pb), (pl, pr) = self._pads(h, w)
-        if h + pt + pb < self.pool_size[0] or w + pl + pr < self.pool_size[1]:
+        padded_h, padded_w = conv_arithmetic.padded_hw(
+            self.padding, (h, w), self.pool_size, self.strides
+        )
+        if padded_h < self.pool_size[0] or padded_w < self.pool_size[1]:
             raise ValueError(
                 f"{self._label()}: the {self.pool_size[0]}x{self.pool_size[1]} pool is larger "
                 f"than the {h}x{w} input."
             )
 
+    # ---- forward and backward ----------------------------------------------------------
     def _forward(self, x, training):
-        pads = self._pads(x.shape[1], x.shape[2])
+        pads = self._paddings(x.shape[1], x.shape[2])
         if pads != ((0, 0), (0, 0)):
             xp = get_array_module(x)
             # -inf padding never wins a max, so 'same' windows see only real pixels
             x = xp.pad(x, ((0, 0), *pads, (0, 0)), constant_values=-xp.inf)
+        # the offset loop of the module docstring (reference.maxpool_forward)
         y, argmax = kernels.maxpool_forward(x, *self.pool_size, *self.strides)
         self.cache = (argmax, x.shape, pads)
         return y
@@ -75,6 +92,7 @@ class MaxPooling2D(Layer):
         if not input_grad:
             return None
         argmax, padded_shape, pads = self.cache
+        # each gradient to its window's maximum (reference.maxpool_backward)
         dx = kernels.maxpool_backward(dy, argmax, padded_shape, *self.pool_size, *self.strides)
         (pt, pb), (pl, pr) = pads
         return dx[:, pt : padded_shape[1] - pb, pl : padded_shape[2] - pr]

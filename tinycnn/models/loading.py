@@ -24,6 +24,12 @@ def load_model(path, compile: bool = True) -> Sequential:
     ``tinycnn.saving.ModelFileError``. ``compile=False`` leaves the model uncompiled.
     """
     with ModelArchive(path) as archive:
+        if all(m == "__format__" or m.startswith("weights/") for m in archive.members):
+            raise archive.error(
+                "the __architecture__ entry is missing: the file holds weights only "
+                "(model.save_weights wrote it). Build the same model in code and call "
+                "model.load_weights(path)."
+            )
         model, input_shape = model_from_config(archive.read_json("__architecture__"), archive)
         contents = read_contents(archive, model.layers, input_shape, compile)
     if input_shape is not None:

@@ -1,7 +1,9 @@
 """Sequential: a stack of layers, each feeding the next, with the Keras model API.
 
 The forward pass runs the layers in order; the backward pass runs them in reverse,
-each turning dL/d(its output) into dL/d(its input) (backpropagation is just that).
+each turning dL/d(its output) into dL/d(its input) (backpropagation is just that):
+``model.backward(g)`` and ``for layer in reversed(model.layers): g = layer.backward(g)``
+give the same gradients, whatever the fast path fused (``fusion.py``).
 The training loop (``fit``/``evaluate``/``predict``) lives in ``tinycnn.training`` and
 the file format in ``tinycnn.saving``; the methods here are thin doors into them, which
 pass the model in. Imports go one way: this module imports those two, never the reverse.
@@ -14,7 +16,7 @@ import re
 from .. import backend, losses, optimizers, saving, training
 from ..initializers import make_rng
 from ..layers import Layer
-from . import fusion
+from . import fusion, inspection
 from .summary import summary_lines
 
 
@@ -53,7 +55,9 @@ class Sequential:
             seeded stream, and inputs of any other sample shape are refused. Without
             it, the model is built on first use, from the shape of the first batch.
         name: the model's name, shown by ``summary()``.
-        seed: seed for the weight initialisation (same seed, same weights).
+        seed: seed for the weight initialisation (same seed, same weights), and for
+            the masks of Dropout layers without a seed of their own outside ``fit``
+            (``train_on_batch``, ``forward(x, training=True)``); in ``fit``, its seed.
     """
 
     def __init__(self, layers=None, name: str = "sequential", seed=None):
@@ -67,6 +71,8 @@ class Sequential:
         self.stop_training = False
         self.fit_seed = None  # the seed of the last fit (batch order, Dropout masks)
         self._steps = None  # what the last forward ran: layers, or fused pairs of them
+        self._forward_caches = None  # each layer's cache after it: backward checks them
+        self._device = None  # the backend named by to(), where build() creates weights
         self._rng = None  # the initialisation stream, kept so that add() continues it
         for layer in layers or []:
             self.add(layer)
@@ -85,9 +91,13 @@ class Sequential:
             layer.name = name
         elif any(other.name == layer.name for other in self.layers):
             raise ValueError(f"Sequential: two layers are named {layer.name!r}; names must differ.")
+        if hasattr(layer, "model_seed") and self.seed is not None:  # Dropout: masks seeded
+            layer.model_seed = [self.seed, len(self.layers)]  # by (model seed, index)
         if self.built:  # a layer added to a built model continues the seeded stream
-            layer.build(self.output_shapes()[-1], self._rng)
+            with backend.use_backend(self._backend_name()):
+                layer.build(self.output_shapes()[-1], self._rng)
         self.layers.append(layer)
+        self._forward_caches = None
         if len(self.layers) == 1 and layer.input_shape is not None:
             self.build(layer.input_shape)  # declared input shape: build now, as Keras does
 
@@ -105,10 +115,11 @@ class Sequential:
             raise ValueError(sample_shape_message("build", self.input_shape, (1, *input_shape)))
         self._rng = make_rng(self.seed)
         shape = input_shape
-        for layer in self.layers:
-            if not layer.built:
-                layer.build(shape, self._rng)
-            shape = layer.compute_output_shape(shape)
+        with backend.use_backend(self._backend_name()):  # model.to(...) before the build
+            for layer in self.layers:
+                if not layer.built:
+                    layer.build(shape, self._rng)
+                shape = layer.compute_output_shape(shape)
         self.input_shape = input_shape
         self.built = True
 
@@ -146,6 +157,16 @@ class Sequential:
                 "call model.build((28, 28, 1)), or run it on data once."
             )
 
+    def _backend_name(self) -> str:
+        """Where the weights are, or will be created: the backend named by :meth:`to`,
+        else that of the weights, else the active one."""
+        if self._device is not None:
+            return self._device
+        for layer in self.layers:
+            for param in layer.params.values():
+                return backend.backend_of(param)
+        return backend.get_backend()
+
     # ---- forward and backward -------------------------------------------------------------
     def forward(self, x, training: bool = False, check_finite: bool = True):
         """Logits for a batch ``x`` of shape ``(N, *input_shape)``.
@@ -155,11 +176,13 @@ class Sequential:
         if not hasattr(x, "shape"):
             raise TypeError(f"Sequential.forward expects an array, got {type(x).__name__}.")
         self.check_sample_shape(x, "Sequential.forward")
+        self._forward_caches = None
         # Usually one step per layer; on the CPU fast path, Conv2D(relu) + MaxPooling2D
         # pairs may run as one fused step (see fusion.py): same numbers, less time.
         self._steps = fusion.plan(self.layers, x)
         for k, step in enumerate(self._steps):
             x = step.forward(x, training=training, check_finite=check_finite and k == 0)
+        self._forward_caches = [layer.cache for layer in self.layers]
         return x
 
     __call__ = forward
@@ -168,13 +191,29 @@ class Sequential:
         """Backpropagate dL/dlogits through every layer; returns dL/dx (or None).
 
         Fills each layer's ``grads``. ``input_grad=False`` skips the gradient with
-        respect to the images, which training never uses.
+        respect to the images, which training never uses. It backpropagates the last
+        :meth:`forward`: a layer run on its own since then raises a RuntimeError
+        rather than mix two passes.
         """
-        steps = self._steps or self.layers
+        self._check_caches()
+        steps = self._steps or self.layers  # no forward yet: the last layer will say so
         grad = dlogits
         for k in range(len(steps) - 1, -1, -1):
             grad = steps[k].backward(grad, input_grad=input_grad or k > 0)
         return grad
+
+    def _check_caches(self) -> None:
+        """RuntimeError unless every layer still holds the cache of the last forward
+        (or, before any, none)."""
+        recorded = self._forward_caches or [None] * len(self.layers)
+        for layer, cache in zip(self.layers, recorded, strict=True):
+            if layer.cache is not cache:
+                raise RuntimeError(
+                    f"Sequential.backward: layer {layer.name!r} holds the cache of a forward "
+                    "pass run on it alone, not of the last model.forward(). Call "
+                    "model.forward(x, training=True) again, or backpropagate layer by layer "
+                    "as well: for layer in reversed(model.layers): g = layer.backward(g)."
+                )
 
     # ---- weights --------------------------------------------------------------------------
     def count_params(self) -> int:
@@ -212,16 +251,41 @@ class Sequential:
         """Drop what the layers kept for a backward pass (frees memory after training)."""
         for layer in self.layers:
             layer.cache = None
-        self._steps = None
+        self._steps = self._forward_caches = None
 
     def to(self, name: str) -> Sequential:
-        """Move the weights (and the optimizer's state) to backend ``name``."""
+        """Move the weights (and the optimizer's state) to backend ``name``; on a model
+        not built yet, the weights will be created there."""
+        with backend.use_backend(name):  # a bad name, or CuPy without a GPU: fail now
+            pass
+        self._device = name
         for layer in self.layers:
             layer.to(name)
-        self._steps = None  # a fused step's cache holds arrays of the old backend
+        self._steps = self._forward_caches = None  # the caches are gone with the move
         if self.optimizer is not None:
             self.optimizer.to(name)
         return self
+
+    # ---- looking inside -------------------------------------------------------------------
+    def activations(self, x, batch_size: int = 32) -> dict:
+        """Every layer's output for the images ``x`` ``(N, *input_shape)``, in inference
+        mode: ``{layer name: NumPy array (N, *output shape)}``, in the layers' order.
+
+        ``batch_size`` images at a time, as :meth:`predict`. For feature maps::
+
+            maps = model.activations(x_test[:1])["conv2d"]   # (1, 26, 26, 64)
+        """
+        return inspection.activations(self, x, batch_size)
+
+    def input_gradient(self, x, class_index, batch_size: int = 32):
+        """The gradient of the score (logit, before softmax) of class ``class_index``
+        with respect to the input: a saliency map, as a NumPy array of ``x``'s shape.
+
+        ``x`` is one image ``input_shape`` or a batch ``(N, *input_shape)``;
+        ``class_index`` one class for all, or one per image. Inference mode (no
+        Dropout); it overwrites the layers' ``grads``, as any backward pass does.
+        """
+        return inspection.input_gradient(self, x, class_index, batch_size)
 
     # ---- the Keras surface ------------------------------------------------------------------
     def summary(self, print_fn=print) -> None:
@@ -231,7 +295,8 @@ class Sequential:
             (layer.name, type(layer).__name__, shape, layer.count_params())
             for layer, shape in zip(self.layers, self.output_shapes(), strict=True)
         ]
-        for line in summary_lines(self.name, rows, self.count_params(), 0):
+        frozen = sum(layer.count_params() for layer in self.layers if not layer.trainable)
+        for line in summary_lines(self.name, rows, self.count_params() - frozen, frozen):
             print_fn(line)
 
     def compile(self, optimizer="adam", loss="sparse_categorical_crossentropy", metrics=None):
@@ -280,15 +345,16 @@ class Sequential:
             validation_data: ``(x_val, y_val)`` evaluated after each epoch.
             validation_split: or hold out this last fraction of ``x``, ``y`` for validation.
             shuffle: new random sample order each epoch.
-            callbacks: list of :class:`~tinycnn.training.callbacks.Callback`.
+            callbacks: list of :class:`~tinycnn.callbacks.Callback`.
             verbose: 0 silent, 1 a live progress bar per epoch, 2 one line per epoch.
             seed: fixes the sample order and the Dropout masks. None: fresh randomness,
                 except when resuming (``initial_epoch > 0``): then the seed of the model's
                 previous fit, ``model.fit_seed``, so the resumed run equals an unbroken one.
             initial_epoch: epoch to start from (to resume from a checkpoint).
         Returns:
-            A :class:`~tinycnn.training.callbacks.History`; ``history.history["loss"]``
-            etc. have one value per epoch.
+            A :class:`~tinycnn.callbacks.History`: ``history.history["loss"]``
+            etc. have one value per epoch, ``history.batch_history["loss"]`` one per
+            step, ``history.epoch_seconds`` each epoch's training time.
 
         Training that diverges (a NaN or infinite loss) stops at that step with a warning
         and the weights from before it; ``history.stopped_reason`` then says
@@ -326,8 +392,14 @@ class Sequential:
         ``tinycnn.load_model(path)`` reads it back."""
         saving.save_model(self, path)
 
+    def save_weights(self, path) -> None:
+        """Write the weights alone to one ``.npz`` file, atomically (no architecture, no
+        optimizer state): :meth:`load_weights` reads them into a model built the same way."""
+        saving.save_weights(self, path)
+
     def load_weights(self, path) -> None:
-        """Load the weights of a file written by :meth:`save` (same architecture)."""
+        """Load the weights of a file written by :meth:`save_weights` or :meth:`save`
+        into this model (same architecture); every shape is checked first."""
         saving.load_weights(self, path)
 
     def get_config(self) -> dict:

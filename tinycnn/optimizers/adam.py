@@ -40,20 +40,35 @@ class Adam(Optimizer):
             raise ValueError(f"epsilon must be a finite number >= 0, got {epsilon!r}.")
         self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
 
-    def step(self, layers):
-        # lr_t depends only on the step number, so compute it once per step.
-        t = self.iterations + 1
-        self._lr_t = self.learning_rate * math.sqrt(1 - self.beta_2**t) / (1 - self.beta_1**t)
-        super().step(layers)
+    def step_learning_rate(self):
+        """lr_t: the bias correction folded into the learning rate. It depends only on
+        the step number, so the base class computes it once per step."""
+        t = self.iterations  # this step's number: 1 at the first step
+        return self.learning_rate * math.sqrt(1 - self.beta_2**t) / (1 - self.beta_1**t)
 
-    def update_param(self, param, grad, state):
+    def update_param(self, param, grad, state, lr):
         if "m" not in state:
             xp = get_array_module(param)
             state["m"] = xp.zeros_like(param)
             state["v"] = xp.zeros_like(param)
-        kernels.adam_update(
-            param, grad, state["m"], state["v"], self._lr_t, self.beta_1, self.beta_2, self.epsilon
-        )
+        m, v = state["m"], state["v"]
+        if kernels.is_fast(param):  # the lines below, compiled: one pass (see its docstring)
+            kernels.cpu_numba.adam_update(
+                param, grad, m, v, lr, self.beta_1, self.beta_2, self.epsilon
+            )
+            return
+        # The reference: in place, so that no full-size temporary outlives the step, and
+        # every constant in the parameter's precision (a float64 one would turn float32
+        # arithmetic into float64).
+        xp, scalar = get_array_module(param), param.dtype.type
+        one, b1, b2 = scalar(1.0), scalar(self.beta_1), scalar(self.beta_2)
+        m *= b1
+        m += (one - b1) * grad  # m <- b1 m + (1 - b1) g
+        v *= b2
+        v += (one - b2) * (grad * grad)  # v <- b2 v + (1 - b2) g^2
+        denom = xp.sqrt(v)
+        denom += scalar(self.epsilon)
+        param -= scalar(lr) * (m / denom)  # w <- w - lr_t m / (sqrt(v) + epsilon)
 
     def get_config(self):
         return {

@@ -11,9 +11,11 @@ from .. import backend
 class Optimizer:
     """Updates every ``layer.params[key]`` from ``layer.grads[key]``.
 
-    Subclasses implement ``update_param(param, grad, state)``, which changes ``param``
-    in place (so every reference to the array sees the new weights) and keeps what it
-    remembers between steps (momentum, moments) in the dict ``state``.
+    Subclasses implement ``update_param(param, grad, state, lr)``, which changes
+    ``param`` in place (so every reference to the array sees the new weights) with this
+    step's learning rate ``lr`` and keeps what it remembers between steps (momentum,
+    moments) in the dict ``state``. ``lr`` is ``step_learning_rate()``, computed once
+    per step: the learning rate, or Adam's bias-corrected lr_t.
 
     Attributes:
         learning_rate: may be changed between steps (schedules, callbacks).
@@ -34,19 +36,27 @@ class Optimizer:
         self._state_unchecked = False  # state given by set_state, not yet checked
 
     def step(self, layers) -> None:
-        """Apply one update to every parameter of ``layers`` that has a gradient."""
+        """Apply one update to every parameter of ``layers`` that has a gradient, except
+        those of frozen layers (``layer.trainable = False``)."""
         if self._state_unchecked:  # state set before the parameters existed: check it now
             self.check_state(layers)
         self.iterations += 1
+        lr = self.step_learning_rate()
         for layer in layers:
+            if not layer.trainable:
+                continue
             for key, param in layer.params.items():
                 grad = layer.grads.get(key)
                 if grad is None:
                     continue
                 slot = self.state.setdefault(f"{layer.name}/{key}", {})
-                self.update_param(param, grad, slot)
+                self.update_param(param, grad, slot, lr)
 
-    def update_param(self, param, grad, state: dict) -> None:
+    def step_learning_rate(self) -> float:
+        """The learning rate of the step being taken (its number is ``self.iterations``)."""
+        return self.learning_rate
+
+    def update_param(self, param, grad, state: dict, lr: float) -> None:
         raise NotImplementedError
 
     # ---- saving and moving ------------------------------------------------------------

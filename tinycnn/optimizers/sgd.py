@@ -32,8 +32,8 @@ class SGD(Optimizer):
         """The velocity is kept per parameter only with momentum."""
         return ("velocity",) if self.momentum else ()
 
-    def update_param(self, param, grad, state):
-        lr = param.dtype.type(self.learning_rate)
+    def update_param(self, param, grad, state, lr):
+        lr = param.dtype.type(lr)  # in the parameter's precision, as every constant here
         if self.momentum == 0.0:
             param -= lr * grad
             return

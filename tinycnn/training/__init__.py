@@ -2,11 +2,12 @@
 
 ``loop.py`` is the loop itself (one step, one epoch, fit); beside it, what it checks
 before the first step (``checks.py``), Ctrl-C (``interrupt.py``), how a GPU catches a
-diverging loss (``rollback.py``), the progress bar (``progress.py``) and the callbacks.
+diverging loss (``rollback.py``) and the progress bar (``progress.py``). The callbacks it
+calls live in ``tinycnn/callbacks.py``.
 The model is always passed in: nothing here imports ``tinycnn.models``.
 """
 
-from .callbacks import (
+from ..callbacks import (  # their home is tinycnn/callbacks.py (Keras's name)
     Callback,
     EarlyStopping,
     History,

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy
 
 from .. import backend
+from ..callbacks import Callback
 from ..losses.softmax_cross_entropy import check_class_labels
-from .callbacks import Callback
 
 
 def require_compiled(model, what: str) -> None:

@@ -10,9 +10,10 @@ One training step on a batch (x, y) is four lines (see :func:`train_step`):
 One epoch (:func:`_run_epoch`) takes that step on every batch of a shuffled order of
 the samples, then measures the loss on the validation data. :func:`fit` checks its
 arguments and the data once, copies the data to the model's device once, and runs the
-epochs, calling the callbacks between them. What else there is: progress bars, a clean
-stop on Ctrl-C (``interrupt.py``), and a clear stop when training diverges (the loss
-becomes NaN or infinite, typically from too high a learning rate).
+epochs, calling the callbacks between them (and around each step, for those that ask).
+What else there is: progress bars, a clean stop on Ctrl-C (``interrupt.py``), and a
+clear stop when training diverges (the loss becomes NaN or infinite, typically from too
+high a learning rate).
 
 On the GPU (CuPy backend), the loss and accuracy are summed on the GPU: reading a
 number back to Python waits for the GPU, so the loop does it only a few times a
@@ -33,7 +34,7 @@ import warnings
 import numpy
 
 from .. import backend
-from .callbacks import Callback, History
+from ..callbacks import Callback, History
 from .checks import (
     check_batch_size,
     check_callbacks,
@@ -94,9 +95,11 @@ class _Plan:
     seed: int  # with the epoch number, fixes the batch order and the Dropout masks
     verbose: int
     validation_data: tuple | None  # (x_val, y_val), checked and on the model's device
-    batch_callbacks: list  # the callbacks with an on_train_batch_end (called every step)
+    batch_begin: list  # the callbacks with an on_train_batch_begin (called every step)
+    batch_end: list  # the callbacks with an on_train_batch_end (called every step)
     noisy_layers: list  # (index, layer) of the layers with random masks (Dropout)
     check_each_step: bool  # read every loss before its update (NumPy, or batch callbacks)
+    history: History  # also keeps each step's loss and accuracy
 
     def set_noise(self, epoch: int, step: int) -> None:
         """Key this step's Dropout masks by (seed, epoch, step, layer index), as the batch
@@ -119,20 +122,21 @@ class _Stop(typing.NamedTuple):
 
 
 def _run_epoch(model, x, y, epoch: int, plan: _Plan, ctrl_c):
-    """Train one epoch, then evaluate the validation data. Returns ``(logs, stop)``:
-    ``stop`` is None, or the :class:`_Stop` when Ctrl-C or a non-finite loss cut the
-    epoch short (it is then not validated)."""
+    """Train one epoch, then evaluate the validation data. Returns ``(logs, seconds,
+    stop)``: the epoch's metrics, its training time, and None or the :class:`_Stop`
+    when Ctrl-C or a non-finite loss cut the epoch short (it is then not validated)."""
     progress = EpochProgress(epoch, plan.epochs, plan.steps, plan.verbose)
     start = time.perf_counter()
     sums, stop = _train_epoch(model, x, y, epoch, plan, ctrl_c, progress)
-    logs = {**sums.running(), "epoch_seconds": time.perf_counter() - start}
+    seconds = time.perf_counter() - start
+    logs = sums.running()
     if plan.validation_data is not None and stop is None:
         val_loss, val_accuracy = _mean_loss_and_accuracy(
             model, *plan.validation_data, batch_size=max(plan.batch_size, 256)
         )
         logs.update(val_loss=val_loss, val_accuracy=val_accuracy)
-    progress.close(logs)
-    return logs, stop
+    progress.close(logs, seconds)
+    return logs, seconds, stop
 
 
 _NUMPY_FLOAT_ERRORS = r"(overflow|invalid value|divide by zero) encountered"
@@ -147,6 +151,7 @@ def _train_epoch(model, x, y, epoch: int, plan: _Plan, ctrl_c, progress):
     sums = _Sums(backend.get_array_module(x))
     # NumPy reads each loss before its update; a GPU reads the running sum now and then
     rollback = None if plan.check_each_step else Rollback(model, sums)
+    steps = plan.history.epoch_steps()  # each step's loss, read once at the epoch's end
     step, stop = 0, None
     # A divergence is reported once, by fit: NumPy's overflow warnings would bury it.
     # (A filter, not numpy.errstate: the convolution kernels' threads would not see that.)
@@ -154,17 +159,21 @@ def _train_epoch(model, x, y, epoch: int, plan: _Plan, ctrl_c, progress):
         warnings.filterwarnings("ignore", _NUMPY_FLOAT_ERRORS, RuntimeWarning)
         while step < plan.steps:
             rows = order[step * plan.batch_size : (step + 1) * plan.batch_size]
+            for callback in plan.batch_begin:  # the running means so far ({} at first)
+                callback.on_train_batch_begin(step, sums.running() if sums.seen else {})
             plan.set_noise(epoch, step)
             checked = rollback is None or rollback.replaying(step)  # read this loss first?
             loss, correct = train_step(model, x[rows], y[rows], skip_non_finite=checked)
             sums.add(loss, correct, len(rows))  # on the device: no waiting here
             if checked and not math.isfinite(loss):
                 stop = _Stop(NON_FINITE_LOSS, step, float(loss))
+            else:  # a step applied (on a GPU, perhaps to be rolled back: see below)
+                steps.add(loss, correct, len(rows))
             step += 1
             progress.step(sums.running)
-            if plan.batch_callbacks:
+            if plan.batch_end:
                 logs = sums.running()
-                for callback in plan.batch_callbacks:
+                for callback in plan.batch_end:
                     callback.on_train_batch_end(step - 1, logs)
             if stop is not None or model.stop_training:
                 break
@@ -172,10 +181,12 @@ def _train_epoch(model, x, y, epoch: int, plan: _Plan, ctrl_c, progress):
                 epoch_end_or_ctrl_c = step == plan.steps or ctrl_c.pressed
                 if rollback.time_to_check(step, now=epoch_end_or_ctrl_c):
                     step, sums = rollback.check(step, sums)  # goes back if the loss diverged
+                    steps.rewind(step)
                     progress.rewind(step)
             if ctrl_c.pressed and (rollback is None or not rollback.replaying(step)):
                 stop = _Stop(INTERRUPTED, step)
                 break
+    steps.close()
     return sums, stop
 
 
@@ -252,7 +263,8 @@ def fit(
 
     history = History()
     callbacks = [history, *callbacks]
-    batch_callbacks = [cb for cb in callbacks if _has_batch_hook(cb)]
+    batch_begin = [cb for cb in callbacks if _overrides(cb, "on_train_batch_begin")]
+    batch_end = [cb for cb in callbacks if _overrides(cb, "on_train_batch_end")]
     plan = _Plan(
         epochs=epochs,
         steps=-(-len(x) // batch_size),  # the last batch may be smaller
@@ -261,9 +273,11 @@ def fit(
         seed=seed,
         verbose=verbose,
         validation_data=validation_data,
-        batch_callbacks=batch_callbacks,
+        batch_begin=batch_begin,
+        batch_end=batch_end,
         noisy_layers=[(k, lay) for k, lay in enumerate(model.layers) if hasattr(lay, "noise_key")],
-        check_each_step=_reads_are_free(x) or bool(batch_callbacks),
+        check_each_step=_reads_are_free(x) or bool(batch_begin or batch_end),
+        history=history,
     )
     history.params = {"epochs": epochs, "steps": plan.steps, "batch_size": batch_size}
     history.params["samples"] = len(x)
@@ -277,10 +291,11 @@ def fit(
             for epoch in range(initial_epoch, epochs):
                 for cb in callbacks:
                     cb.on_epoch_begin(epoch)
-                logs, stop = _run_epoch(model, x, y, epoch, plan, ctrl_c)
+                logs, seconds, stop = _run_epoch(model, x, y, epoch, plan, ctrl_c)
                 if stop is not None:  # Ctrl-C or divergence: the epoch is not reported
                     _record_stop(history, model, epoch, plan.steps, stop)
                     break
+                history.epoch_seconds.append(seconds)
                 for cb in callbacks:
                     cb.on_epoch_end(epoch, logs)
                 if model.stop_training:
@@ -333,8 +348,10 @@ def _reads_are_free(x) -> bool:
     return backend.backend_of(x) == "numpy"
 
 
-def _has_batch_hook(callback) -> bool:
-    return type(callback).on_train_batch_end is not Callback.on_train_batch_end
+def _overrides(callback, hook: str) -> bool:
+    """Whether ``callback`` has its own ``hook``: fit calls the batch hooks only on those
+    (building their logs reads the device, so a GPU would wait at every step)."""
+    return getattr(type(callback), hook) is not getattr(Callback, hook)
 
 
 def _record_stop(history, model, epoch: int, steps: int, stop: _Stop) -> None:
