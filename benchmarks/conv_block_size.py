@@ -21,17 +21,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 
-# what `import tinycnn` does, said before NumPy loads OpenBLAS (see tinycnn/__init__.py)
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "10")
+import tinycnn  # noqa: F401  (before NumPy: it sets OPENBLAS_THREAD_TIMEOUT, read on load)
 
-import numpy as np  # noqa: E402
+# isort: split
+import numpy as np
 
-from tinycnn.kernels import cpu_conv  # noqa: E402
-from tinycnn.models import fashion_mnist_cnn  # noqa: E402
-from tinycnn.training import train_step  # noqa: E402
+from tinycnn.kernels import cpu_conv
+from tinycnn.models import fashion_mnist_cnn
+from tinycnn.training import train_step
 
 
 def main() -> None:

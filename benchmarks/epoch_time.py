@@ -73,10 +73,11 @@ import subprocess
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # silence TensorFlow's start-up banner
-# What `import tinycnn` sets before NumPy loads OpenBLAS (see tinycnn/__init__.py); this
-# script imports NumPy first, so it says it here. It applies to the matmul floor too.
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "10")
+# tinycnn before NumPy: it sets OPENBLAS_THREAD_TIMEOUT, which OpenBLAS reads when NumPy
+# loads it, here (for the matmul floor too) and in the workers, which inherit it.
+import tinycnn  # noqa: E402, F401
 
+# isort: split
 # The modules next to this script (Python puts its folder first on sys.path).
 # None imports PyTorch or TensorFlow at import time: this process stays free of their threads.
 from matmul_floor import FLOOR  # noqa: E402

@@ -28,16 +28,16 @@ import statistics
 import sys
 import time
 
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "10")  # as `import tinycnn` does; see there
+import tinycnn  # before NumPy: it sets OPENBLAS_THREAD_TIMEOUT, which OpenBLAS reads on load
 
-import numpy as np  # noqa: E402
+# isort: split
+import numpy as np
 
 # Shared with epoch_time.py: modules next to this script (its folder is first on sys.path).
-from threads import configure_threads  # noqa: E402
-from timing import rounded  # noqa: E402  (the same JSON rounding as the epoch benchmark)
+from threads import configure_threads
+from timing import rounded  # (the same JSON rounding as the epoch benchmark)
 
-import tinycnn  # noqa: E402
-from tinycnn.models.fusion import ConvReluPool, plan  # noqa: E402
+from tinycnn.models.fusion import ConvReluPool, plan
 
 
 def parse_args(argv=None) -> argparse.Namespace:
