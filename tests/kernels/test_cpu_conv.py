@@ -1,5 +1,8 @@
 """The blocked, batch-split CPU convolution (cpu_conv.py) agrees with the reference."""
 
+import os
+import subprocess
+import sys
 import threading
 
 import numba
@@ -282,3 +285,55 @@ def test_winograd_conv2d_layer_passes_gradient_check(monkeypatch, float64):
                       cpu_conv._WinogradConv)  # fmt: skip
     report = gradcheck(layer, x, h=1e-4, seed=9)
     assert report.max_rel_error < 1e-7, report
+
+
+@pytest.mark.parametrize("n", [40, 137])  # 4 and 16 shares of the batch
+def test_every_share_of_a_large_batch_reaches_the_gradients(n, algorithm, threads):
+    """The kernel and bias sums of all the batch's shares are added (small batches have
+    one share and cannot tell)."""
+    rng, x, kernel, b = _case((n, 8, 8, 32), (3, 3), True, True, np.float64)
+    assert len(cpu_conv._shares(n)) > 1
+    y = reference.conv2d_forward(x, kernel, b, stride=1, relu=True)
+    dy = rng.standard_normal(y.shape)
+    fast = cpu_conv.conv2d_backward(x, kernel, y, dy, **ALL_FLAGS)
+    ref = reference.conv2d_backward(x, kernel, y, dy, **ALL_FLAGS)
+    assert_gradients_agree(fast, ref, np.float64, 1e-12)
+
+
+def test_winograd_starts_at_exactly_its_channel_threshold():
+    c = cpu_conv.WINOGRAD_MIN_CHANNELS
+    assert cpu_conv.conv_algorithm((3, 3, c, 64), 1, (10, 10)) == "winograd"
+    assert cpu_conv.conv_algorithm((3, 3, c - 1, 64), 1, (10, 10)) == "im2col"
+
+
+FORK_SCRIPT = """
+import os, sys, time
+import numpy as np
+from tinycnn.kernels import cpu_conv
+x = np.ones((64, 10, 10, 4), np.float32)
+k = np.ones((3, 3, 4, 8), np.float32)
+cpu_conv.conv2d_forward(x, k, None, stride=1, relu=False)  # starts the helper threads
+pid = os.fork()
+if pid == 0:  # the child: the parent's threads do not exist here
+    cpu_conv.conv2d_forward(x, k, None, stride=1, relu=False)
+    os._exit(0)
+deadline = time.time() + 60
+while time.time() < deadline:
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if done:
+        sys.exit(os.waitstatus_to_exitcode(status))
+    time.sleep(0.05)
+os.kill(pid, 9)
+sys.exit("the forked child hung in a convolution")
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_starts_its_own_helper_threads():
+    """A process forked after a convolution (a DataLoader-style worker, multiprocessing
+    on Linux) must not wait on the parent's helper threads, which it does not have."""
+    env = {**os.environ, "NUMBA_NUM_THREADS": "2"}
+    result = subprocess.run(
+        [sys.executable, "-c", FORK_SCRIPT], env=env, capture_output=True, text=True, timeout=180
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
