@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import types
 
 import numpy as np
 import pytest
@@ -79,6 +80,33 @@ def kernel_path(request):
     (``kernels.use_fast_kernels(False)``); on CuPy both runs use the reference."""
     with kernels.use_fast_kernels(request.param == "fast"):
         yield request.param
+
+
+class Tagged(np.ndarray):
+    """A NumPy array on a simulated device: ``tinycnn.backend`` files it under its own
+    namespace, as it does CuPy's, so device placement can be tested without a GPU."""
+
+
+class TaggedModule(types.ModuleType):
+    """The simulated device's ``xp``: NumPy, with new arrays made on the device."""
+
+    def __init__(self):
+        super().__init__("tagged_numpy")
+
+    def __getattr__(self, name):
+        if name == "asarray":
+            return lambda a, dtype=None: np.asarray(a, dtype=dtype).view(Tagged)
+        if name == "zeros":  # new arrays (zero biases, running sums) live there too
+            return lambda shape, dtype=None: np.zeros(shape, dtype=dtype).view(Tagged)
+        return getattr(np, name)
+
+
+@pytest.fixture
+def tagged():
+    """Register the simulated device as backend ``"tagged"`` for one test."""
+    backend.register_namespace("tagged", TaggedModule(), Tagged)
+    yield "tagged"
+    backend.unregister_namespace("tagged")
 
 
 @pytest.fixture

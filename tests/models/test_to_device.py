@@ -5,37 +5,12 @@ in tests/training/test_data_placement.py: ``Tagged`` arrays are NumPy arrays tha
 
 from __future__ import annotations
 
-import types
-
 import numpy as np
 import pytest
 
 import tinycnn
 from tinycnn import backend
 from tinycnn.layers import Conv2D, Dense, Flatten
-
-
-class Tagged(np.ndarray):
-    """A NumPy array on the simulated device."""
-
-
-class TaggedModule(types.ModuleType):
-    def __init__(self):
-        super().__init__("tagged_numpy")
-
-    def __getattr__(self, name):
-        if name == "asarray":
-            return lambda a, dtype=None: np.asarray(a, dtype=dtype).view(Tagged)
-        if name == "zeros":  # new arrays (zero biases) are made on the device too
-            return lambda shape, dtype=None: np.zeros(shape, dtype=dtype).view(Tagged)
-        return getattr(np, name)
-
-
-@pytest.fixture
-def tagged():
-    backend.register_namespace("tagged", TaggedModule(), Tagged)
-    yield
-    backend.unregister_namespace("tagged")
 
 
 def where(model):

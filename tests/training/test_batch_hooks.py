@@ -5,8 +5,6 @@ each step's own loss and accuracy, read back once per epoch on a device."""
 
 from __future__ import annotations
 
-import types
-
 import numpy as np
 import pytest
 
@@ -109,27 +107,6 @@ def test_a_callback_with_only_a_begin_hook_is_called():
 
 
 # ---- on a device: the step values stay there until the epoch's end ---------------------------------
-class Tagged(np.ndarray):
-    """A NumPy array on a simulated device (see tests/training/test_data_placement.py)."""
-
-
-class TaggedModule(types.ModuleType):
-    def __init__(self):
-        super().__init__("tagged_numpy")
-
-    def __getattr__(self, name):
-        if name == "asarray":
-            return lambda a, dtype=None: np.asarray(a, dtype=dtype).view(Tagged)
-        return getattr(np, name)
-
-
-@pytest.fixture
-def tagged():
-    backend.register_namespace("tagged", TaggedModule(), Tagged)
-    yield
-    backend.unregister_namespace("tagged")
-
-
 def test_on_a_device_the_steps_are_read_back_once_per_epoch(tagged, monkeypatch):
     x, y = make_data(20)
     history = compiled().fit(x, y, epochs=2, batch_size=8, verbose=0, seed=0)

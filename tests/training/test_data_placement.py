@@ -8,8 +8,6 @@ epoch. Here a "device" is simulated on the CPU: ``Tagged`` arrays are NumPy arra
 
 from __future__ import annotations
 
-import types
-
 import numpy as np
 import pytest
 
@@ -17,29 +15,6 @@ import tinycnn
 from tinycnn import backend
 from tinycnn.layers import Conv2D, Dense, Flatten
 from tinycnn.optimizers import SGD
-
-
-class Tagged(np.ndarray):
-    """A NumPy array on the simulated device."""
-
-
-class TaggedModule(types.ModuleType):
-    """The simulated device's ``xp``: NumPy, with ``asarray`` making Tagged arrays."""
-
-    def __init__(self):
-        super().__init__("tagged_numpy")
-
-    def __getattr__(self, name):
-        if name == "asarray":
-            return lambda a, dtype=None: np.asarray(a, dtype=dtype).view(Tagged)
-        return getattr(np, name)
-
-
-@pytest.fixture
-def tagged():
-    backend.register_namespace("tagged", TaggedModule(), Tagged)
-    yield
-    backend.unregister_namespace("tagged")
 
 
 @pytest.fixture
