@@ -233,7 +233,7 @@ def test_set_weights_with_a_wrong_shape(model):
     weights[0] = np.zeros((3, 3, 1, 32), dtype="float32")
     with pytest.raises(
         ValueError,
-        match=r"set_weights: layer 'conv2d' kernel has shape \(3, 3, 1, 64\), got \(3, 3, 1, 32\)",
+        match=r"set_weights: Conv2D layer 'conv2d' kernel has shape \(3, 3, 1, 64\), got \(3, 3, 1, 32\)",
     ):
         model.set_weights(weights)
     weights = model.get_weights()

@@ -241,3 +241,33 @@ def test_get_config_lists_layers():
         "activation": "relu",
         "use_bias": True,
     }
+
+
+def test_each_layer_hands_out_and_takes_its_own_weights():
+    model = tinycnn.models.fashion_mnist_cnn(seed=0)
+    conv = model.layers[0]
+    kernel, bias = conv.get_weights()
+    assert kernel.shape == (3, 3, 1, 64) and bias.shape == (64,)
+    assert model.layers[1].get_weights() == []  # pooling has none
+    kernel[...] = 0.5  # a copy: the layer is untouched until set_weights
+    assert not np.array_equal(conv.params["kernel"], kernel)
+    params_before = conv.params["kernel"]
+    conv.set_weights([kernel, bias + 1])
+    assert conv.params["kernel"] is params_before  # copied into place
+    np.testing.assert_array_equal(conv.params["kernel"], 0.5)
+    np.testing.assert_array_equal(model.get_weights()[1], bias + 1)
+    with pytest.raises(
+        ValueError, match=r"Conv2D layer 'conv2d' has 2 weight arrays \(kernel, bias\), got 1"
+    ):
+        conv.set_weights([kernel])
+    with pytest.raises(ValueError, match=r"bias has shape \(64,\), got \(3,\)"):
+        conv.set_weights([kernel, np.zeros(3, np.float32)])
+    with pytest.raises(ValueError, match="not built yet"):
+        Dense(3).set_weights([np.zeros((2, 3))])
+    # a bad array in the last layer leaves the first untouched: all are checked first
+    weights = model.get_weights()
+    weights[0] = weights[0] + 1
+    weights[-1] = np.zeros(3, np.float32)
+    with pytest.raises(ValueError, match=r"dense_1.*bias has shape \(10,\), got \(3,\)"):
+        model.set_weights(weights)
+    np.testing.assert_array_equal(conv.params["kernel"], 0.5)

@@ -94,6 +94,45 @@ class Layer:
     def count_params(self) -> int:
         return sum(int(p.size) for p in self.params.values())
 
+    # ---- weights, as Keras hands them out ---------------------------------------------
+    def get_weights(self) -> list:
+        """The parameters as NumPy copies, in ``params`` order (Keras's: kernel, bias);
+        ``[]`` before the layer is built."""
+        # copies: the optimizer updates the weights in place, and a snapshot (for
+        # EarlyStopping's restore_best_weights, say) must not change with them
+        return [backend.to_numpy(p).copy() for p in self.params.values()]
+
+    def set_weights(self, weights) -> None:
+        """Inverse of :meth:`get_weights`: the same number of arrays, each of the same shape
+        (all checked before any is copied)."""
+        self.assign_weights(self.check_weights(weights, "set_weights"))
+
+    def check_weights(self, weights, what: str) -> list:
+        """``[(key, array)]`` for :meth:`assign_weights`, once count and shapes are right."""
+        if not self.built and weights:
+            raise ValueError(f"{what}: {self._label()} is not built yet; it has no weights.")
+        if len(weights) != len(self.params):
+            raise ValueError(
+                f"{what}: {self._label()} has {len(self.params)} weight arrays "
+                f"({', '.join(self.params) or 'none'}), got {len(weights)}."
+            )
+        for (key, current), value in zip(self.params.items(), weights, strict=True):
+            if not hasattr(value, "shape"):
+                raise TypeError(f"{what}: {self._label()} {key} must be an array, got {value!r}.")
+            if tuple(value.shape) != tuple(current.shape):
+                raise ValueError(
+                    f"{what}: {self._label()} {key} has shape {tuple(current.shape)}, "
+                    f"got {tuple(value.shape)}."
+                )
+        return list(zip(self.params, weights, strict=True))
+
+    def assign_weights(self, pairs) -> None:
+        """Copy checked ``(key, array)`` pairs into the existing parameter arrays: the layer
+        never shares memory with the caller, and the optimizer's references stay valid."""
+        for key, value in pairs:
+            current = self.params[key]
+            current[...] = backend.to_backend(value, backend.backend_of(current))
+
     # ---- forward and backward -----------------------------------------------------
     def forward(self, x, training: bool = False, check_finite: bool = True):
         """Compute the layer's output for a batch ``x`` of shape ``(N, *input_shape)``.

@@ -223,29 +223,23 @@ class Sequential:
     def get_weights(self) -> list:
         """All parameters as NumPy arrays, in Keras order (per layer: kernel, bias)."""
         self._require_built("get_weights")
-        # copies: the optimizer updates the weights in place, and a snapshot (for
-        # EarlyStopping's restore_best_weights, say) must not change with them
-        return [backend.to_numpy(p).copy() for layer in self.layers for p in layer.params.values()]
+        return [w for layer in self.layers for w in layer.get_weights()]
 
     def set_weights(self, weights) -> None:
         """Inverse of :meth:`get_weights`; shapes must match exactly."""
         self._require_built("set_weights")
-        slots = [(layer, key) for layer in self.layers for key in layer.params]
-        if len(weights) != len(slots):
+        total = sum(len(layer.params) for layer in self.layers)
+        if len(weights) != total:
             raise ValueError(
-                f"set_weights: the model has {len(slots)} weight arrays, got {len(weights)}."
+                f"set_weights: the model has {total} weight arrays, got {len(weights)}."
             )
-        for (layer, key), value in zip(slots, weights, strict=True):  # check all first
-            current = layer.params[key]
-            if tuple(value.shape) != tuple(current.shape):
-                raise ValueError(
-                    f"set_weights: layer {layer.name!r} {key} has shape {tuple(current.shape)}, "
-                    f"got {tuple(value.shape)}."
-                )
-        for (layer, key), value in zip(slots, weights, strict=True):
-            current = layer.params[key]
-            # copy into the existing array: the model never shares memory with the caller
-            current[...] = backend.to_backend(value, backend.backend_of(current))
+        checked, start = [], 0
+        for layer in self.layers:  # check every layer before copying into any
+            end = start + len(layer.params)
+            checked.append(layer.check_weights(weights[start:end], "set_weights"))
+            start = end
+        for layer, pairs in zip(self.layers, checked, strict=True):
+            layer.assign_weights(pairs)
 
     def clear_caches(self) -> None:
         """Drop what the layers kept for a backward pass (frees memory after training)."""
