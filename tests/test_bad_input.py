@@ -239,7 +239,7 @@ def test_set_weights_with_a_wrong_shape(model):
     weights = model.get_weights()
     weights[7] = np.zeros((11,), dtype="float32")
     with pytest.raises(
-        ValueError, match=r"set_weights: layer 'dense_1' bias has shape \(10,\), got \(11,\)"
+        ValueError, match=r"set_weights: Dense layer 'dense_1' bias has shape \(10,\), got \(11,\)"
     ):
         model.set_weights(weights)
 
