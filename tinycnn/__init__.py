@@ -44,6 +44,7 @@ from .backend import (  # noqa: E402
     use_floatx,
 )
 from .gradient_check import gradcheck  # noqa: E402
+from .layers.activations import softmax  # noqa: E402
 from .models import Sequential, load_model  # noqa: E402
 
 __version__ = "0.1.0"
@@ -68,6 +69,7 @@ __all__ = [
     "optimizers",
     "set_backend",
     "set_floatx",
+    "softmax",
     "to_backend",
     "to_numpy",
     "use_backend",

@@ -58,7 +58,7 @@ def test_activation_names(given, normalised):
     assert check_activation(given, "Dense") == normalised
 
 
-@pytest.mark.parametrize("bad", ["sigmoid", "ReLU", "softmax", 3])
+@pytest.mark.parametrize("bad", ["swish", "ReLU", "Softmax", 3])
 def test_unknown_activation_is_rejected(bad):
     with pytest.raises(ValueError, match=r"Conv2D: unknown activation .*expected one of"):
         check_activation(bad, "Conv2D")

@@ -1,6 +1,13 @@
-"""Layers, one concept per file: Conv2D, MaxPooling2D, Flatten, Dense, ReLU, Dropout."""
+"""Layers, one concept per file: Conv2D, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D,
+Flatten, Dense, ReLU, Dropout."""
 
-from .activations import ReLU
+from .activations import Activation, ReLU
+from .average_pooling import (
+    AveragePooling2D,
+    AvgPool2D,
+    GlobalAveragePooling2D,
+    GlobalAvgPool2D,
+)
 from .base import Layer
 from .conv2d import Conv2D
 from .dense import Dense
@@ -8,10 +15,37 @@ from .dropout import Dropout
 from .flatten import Flatten
 from .pooling import MaxPool2D, MaxPooling2D
 
-__all__ = ["Conv2D", "Dense", "Dropout", "Flatten", "Layer", "MaxPool2D", "MaxPooling2D", "ReLU"]
+__all__ = [
+    "Activation",
+    "AveragePooling2D",
+    "AvgPool2D",
+    "GlobalAveragePooling2D",
+    "GlobalAvgPool2D",
+    "Conv2D",
+    "Dense",
+    "Dropout",
+    "Flatten",
+    "Layer",
+    "MaxPool2D",
+    "MaxPooling2D",
+    "ReLU",
+]
 
 #: Class name -> class, to rebuild a saved model from its configuration.
-LAYER_CLASSES = {cls.__name__: cls for cls in (Conv2D, Dense, Dropout, Flatten, MaxPooling2D, ReLU)}
+LAYER_CLASSES = {
+    cls.__name__: cls
+    for cls in (
+        Activation,
+        AveragePooling2D,
+        GlobalAveragePooling2D,
+        Conv2D,
+        Dense,
+        Dropout,
+        Flatten,
+        MaxPooling2D,
+        ReLU,
+    )
+}
 
 
 def from_config(class_name: str, config: dict) -> Layer:

@@ -24,7 +24,13 @@ from __future__ import annotations
 
 from .. import conv_arithmetic, initializers, kernels
 from ..backend import get_array_module
-from .activations import check_activation
+from .activations import (
+    activation_forward,
+    backward_through,
+    check_activation,
+    remember_softmax,
+    unfused,
+)
 from .base import Layer
 
 
@@ -36,7 +42,8 @@ class Conv2D(Layer):
         kernel_size: kh, kw (an int means square).
         strides: step of the window (only equal strides in both axes are supported).
         padding: "valid" (no padding) or "same" (zero padding so Ho = ceil(H / stride)).
-        activation: None or "relu", applied to the output.
+        activation: None, "relu" (fused into the kernel), "sigmoid", "tanh", "softmax"
+            (over the filters), "leaky_relu" (applied after; see activations.py).
         use_bias: add a learned bias per filter.
     Input ``(N, H, W, C)`` -> output ``(N, Ho, Wo, F)``.
     """
@@ -120,13 +127,18 @@ class Conv2D(Layer):
         kernel, bias = self.params["kernel"], self.params.get("bias")
         stride, relu = self.strides[0], self.activation == "relu"
         y = kernels.conv2d_forward(x, kernel, bias, stride=stride, relu=relu)
+        # any activation but relu comes after, on the whole output
+        act = unfused(self.activation)
+        out = activation_forward(act, y)
+        remember_softmax(self, act, y, out)
         # Keep what backward needs: the (padded) input, the output (for the ReLU
-        # mask) and the padding to undo.
-        self.cache = (x, y, pads)
-        return y
+        # mask or the other activation's backward) and the padding to undo.
+        self.cache = (x, out, pads)
+        return out
 
     def _backward(self, dy, input_grad):
         x, y, pads = self.cache
+        dy = backward_through(self, unfused(self.activation), dy, y)
         # the formulas of the module docstring, written out in reference.conv2d_backward
         kernel, stride, relu = self.params["kernel"], self.strides[0], self.activation == "relu"
         with_bias = self.use_bias

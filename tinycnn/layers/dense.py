@@ -10,7 +10,13 @@ Backward:
 from __future__ import annotations
 
 from .. import initializers, kernels
-from .activations import check_activation
+from .activations import (
+    activation_forward,
+    backward_through,
+    check_activation,
+    remember_softmax,
+    unfused,
+)
 from .base import Layer
 
 
@@ -19,7 +25,8 @@ class Dense(Layer):
 
     Args:
         units: D_out, the number of outputs.
-        activation: None or "relu".
+        activation: None, "relu" (fused with the bias), "sigmoid", "tanh", "softmax",
+            "leaky_relu" (applied after; see activations.py).
         use_bias: add a learned bias per unit.
     """
 
@@ -69,11 +76,16 @@ class Dense(Layer):
         y = x @ self.params["kernel"]
         # y += bias, then ReLU (one pass in the fast kernel; see reference.bias_relu)
         y = kernels.bias_relu(y, self.params.get("bias"), relu=self.activation == "relu")
-        self.cache = (x, y)
-        return y
+        # any other activation comes after (its backward, like ReLU's, needs only y)
+        act = unfused(self.activation)
+        out = activation_forward(act, y)
+        remember_softmax(self, act, y, out)
+        self.cache = (x, out)
+        return out
 
     def _backward(self, dy, input_grad):
         x, y = self.cache
+        dy = backward_through(self, unfused(self.activation), dy, y)
         # the gradient before ReLU and the bias gradient, in one pass
         relu, with_bias = self.activation == "relu", self.use_bias
         dy, dbias = kernels.bias_relu_backward(dy, y, relu=relu, with_bias=with_bias)

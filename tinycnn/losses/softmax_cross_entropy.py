@@ -44,14 +44,31 @@ class SoftmaxCrossEntropy:
     ``forward(logits, labels)`` returns the mean loss as a 0-d array of the logits'
     backend (call ``float()`` on it to read it; on a GPU that waits for the GPU).
     ``backward()`` returns dL/dlogits, shape ``(N, C)``.
+
+
+    A model whose last layer ends in a softmax (``Dense(10, activation="softmax")``)
+    outputs probabilities; ``compile`` then sets ``output_layer`` to that layer, and
+    given its output the loss uses the logits the layer kept instead (stable: no log
+    of a probability rounded to 0) and hands back dL/dlogits, which the layer passes
+    on without its softmax Jacobian (``layers.activations.SoftmaxOutput``).
     """
 
     name = "sparse_categorical_crossentropy"
 
     def __init__(self):
         self.cache = None
+        self.output_layer = None  # a layer ending in softmax, set by Sequential.compile
+        self._softmax_output = None  # its SoftmaxOutput when forward used its logits
+
+    def _logits_of(self, outputs):
+        """``outputs`` itself, or the logits behind them when they are the probabilities
+        the output layer's softmax just computed."""
+        kept = getattr(self.output_layer, "softmax_output", None)
+        self._softmax_output = kept if kept is not None and outputs is kept.probs else None
+        return outputs if self._softmax_output is None else self._softmax_output.logits
 
     def forward(self, logits, labels, check: bool = True):
+        logits = self._logits_of(logits)
         xp = get_array_module(logits)
         if check:
             self._check(logits, labels, xp)
@@ -73,6 +90,8 @@ class SoftmaxCrossEntropy:
         dlogits = probs.copy()
         dlogits[xp.arange(n), labels] -= 1.0  # p - onehot(t)
         dlogits /= n  # the loss is a mean over the batch
+        if self._softmax_output is not None:  # the output layer skips its softmax backward
+            self._softmax_output.logits_grad = dlogits
         return dlogits
 
     __call__ = forward

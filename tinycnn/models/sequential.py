@@ -300,8 +300,8 @@ class Sequential:
             optimizer: ``"adam"`` or ``"sgd"`` (Keras' default settings), or an optimizer
                 object such as ``tinycnn.optimizers.Adam(learning_rate=1e-3)``.
             loss: ``"sparse_categorical_crossentropy"``: softmax cross-entropy on the
-                logits against integer labels (the last layer outputs logits, no
-                softmax), or a loss object.
+                logits against integer labels (the last layer outputs logits, or ends
+                in a softmax: then the loss takes the logits before it), or a loss object.
             metrics: accepted for Keras code; ``fit`` and ``evaluate`` always report the
                 accuracy, the one metric there is (``None``, ``["accuracy"]``, ``["acc"]``).
         """
@@ -310,6 +310,12 @@ class Sequential:
         self.optimizer = optimizers.get(optimizer)
         self.optimizer.bind(self.layers)  # so that set_state can check shapes against them
         self.loss = losses.get(loss)
+        if hasattr(self.loss, "output_layer") and self.layers:
+            # a last layer ending in softmax: the loss takes its logits (see the loss)
+            last = self.layers[-1]
+            self.loss.output_layer = (
+                last if getattr(last, "activation", None) == "softmax" else None
+            )
 
     def train_on_batch(self, x, y):
         """One optimisation step on one batch; returns (loss, accuracy) as floats."""
