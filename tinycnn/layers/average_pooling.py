@@ -31,6 +31,7 @@ from __future__ import annotations
 from .. import conv_arithmetic
 from ..backend import get_array_module
 from .base import Layer
+from .pooling import Pooling2D
 
 
 def _window_counts(size: int, before: int, k: int, stride: int, out: int):
@@ -43,48 +44,13 @@ def _window_counts(size: int, before: int, k: int, stride: int, out: int):
     return counts
 
 
-class AveragePooling2D(Layer):
+class AveragePooling2D(Pooling2D):
     """Average-pooling over channels-last images.
 
-    Args:
-        pool_size: window (ph, pw); an int means square.
-        strides: step of the window; ``None`` means equal to ``pool_size`` (Keras).
-        padding: "valid" (drop partial windows) or "same" (zero-pad, divide by the real
-            pixels of each window, as TensorFlow).
+    Args: those of :class:`~tinycnn.layers.pooling.Pooling2D` (pool_size,
+    strides=None, padding="valid"); "same" zero-pads and divides by the real pixels
+    of each window, as TensorFlow.
     """
-
-    input_layout = "(N, H, W, C)"
-
-    def __init__(self, pool_size=2, strides=None, padding="valid", name=None, input_shape=None):
-        super().__init__(name=name, input_shape=input_shape)
-        self.pool_size = conv_arithmetic.pair(pool_size, "AveragePooling2D pool_size")
-        self.strides = conv_arithmetic.pair(
-            strides if strides is not None else self.pool_size, "AveragePooling2D strides"
-        )
-        self.padding = conv_arithmetic.check_padding(padding, "AveragePooling2D padding")
-
-    # ---- shapes (the formulas: conv_arithmetic.py) ----------------------------------------
-    def _paddings(self, h: int, w: int):
-        """((top, bottom), (left, right)) zero padding for an h x w input."""
-        return conv_arithmetic.paddings(self.padding, (h, w), self.pool_size, self.strides)
-
-    def compute_output_shape(self, input_shape):
-        h, w, c = input_shape
-        ho, wo = conv_arithmetic.output_hw(self.padding, (h, w), self.pool_size, self.strides)
-        return (ho, wo, c)
-
-    def _check_sample_shape(self, shape):
-        if len(shape) != 3:
-            return
-        h, w, _ = shape
-        padded_h, padded_w = conv_arithmetic.padded_hw(
-            self.padding, (h, w), self.pool_size, self.strides
-        )
-        if padded_h < self.pool_size[0] or padded_w < self.pool_size[1]:
-            raise ValueError(
-                f"{self._label()}: the {self.pool_size[0]}x{self.pool_size[1]} pool is larger "
-                f"than the {h}x{w} input."
-            )
 
     def _counts(self, xp, h: int, w: int, dtype):
         """(Ho, Wo, 1) array: the real pixels in each window (ph * pw everywhere for
@@ -127,14 +93,6 @@ class AveragePooling2D(Layer):
                 dx[:, i : i + sh * ho : sh, j : j + sw * wo : sw] += share
         (pt, pb), (pl, pr) = pads
         return dx[:, pt : padded_shape[1] - pb, pl : padded_shape[2] - pr]
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "pool_size": list(self.pool_size),
-            "strides": list(self.strides),
-            "padding": self.padding,
-        }
 
 
 class GlobalAveragePooling2D(Layer):

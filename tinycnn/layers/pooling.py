@@ -34,28 +34,30 @@ from ..backend import get_array_module
 from .base import Layer
 
 
-class MaxPooling2D(Layer):
-    """Max-pooling over channels-last images.
+class Pooling2D(Layer):
+    """What every 2-D pooling layer shares: its window, strides and padding, and the
+    shapes they give. Subclasses write ``_forward``/``_backward`` (max, average...).
 
     Args:
         pool_size: window (ph, pw); an int means square.
         strides: step of the window; ``None`` means equal to ``pool_size`` (Keras).
-        padding: "valid" (drop partial windows) or "same" (pad with -inf).
+        padding: "valid" (drop partial windows) or "same" (pad so Ho = ceil(H / sh)).
     """
 
     input_layout = "(N, H, W, C)"
 
     def __init__(self, pool_size=2, strides=None, padding="valid", name=None, input_shape=None):
         super().__init__(name=name, input_shape=input_shape)
-        self.pool_size = conv_arithmetic.pair(pool_size, "MaxPooling2D pool_size")
+        kind = type(self).__name__
+        self.pool_size = conv_arithmetic.pair(pool_size, f"{kind} pool_size")
         self.strides = conv_arithmetic.pair(
-            strides if strides is not None else self.pool_size, "MaxPooling2D strides"
+            strides if strides is not None else self.pool_size, f"{kind} strides"
         )
-        self.padding = conv_arithmetic.check_padding(padding, "MaxPooling2D padding")
+        self.padding = conv_arithmetic.check_padding(padding, f"{kind} padding")
 
     # ---- shapes (the formulas: conv_arithmetic.py) ----------------------------------------
     def _paddings(self, h: int, w: int):
-        """((top, bottom), (left, right)) -inf padding for an h x w input."""
+        """((top, bottom), (left, right)) padding for an h x w input."""
         return conv_arithmetic.paddings(self.padding, (h, w), self.pool_size, self.strides)
 
     def compute_output_shape(self, input_shape):
@@ -75,6 +77,21 @@ class MaxPooling2D(Layer):
                 f"{self._label()}: the {self.pool_size[0]}x{self.pool_size[1]} pool is larger "
                 f"than the {h}x{w} input."
             )
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "pool_size": list(self.pool_size),
+            "strides": list(self.strides),
+            "padding": self.padding,
+        }
+
+
+class MaxPooling2D(Pooling2D):
+    """Max-pooling over channels-last images ('same' pads with -inf, which never wins).
+
+    Args: those of :class:`Pooling2D` (pool_size, strides=None, padding="valid").
+    """
 
     # ---- forward and backward ----------------------------------------------------------
     def _forward(self, x, training):
@@ -96,14 +113,6 @@ class MaxPooling2D(Layer):
         dx = kernels.maxpool_backward(dy, argmax, padded_shape, *self.pool_size, *self.strides)
         (pt, pb), (pl, pr) = pads
         return dx[:, pt : padded_shape[1] - pb, pl : padded_shape[2] - pr]
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "pool_size": list(self.pool_size),
-            "strides": list(self.strides),
-            "padding": self.padding,
-        }
 
 
 MaxPool2D = MaxPooling2D
