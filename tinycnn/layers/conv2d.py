@@ -110,11 +110,10 @@ class Conv2D(Layer):
         return {**shapes, "bias": (self.filters,)} if self.use_bias else shapes
 
     def _create_params(self, input_shape, rng):
-        kh, kw = self.kernel_size
-        shape = (kh, kw, input_shape[2], self.filters)
-        self.params["kernel"] = self.kernel_initializer(shape, rng, self.dtype)
+        shapes = self.param_shapes(input_shape)  # one source for the shapes (load_model's too)
+        self.params["kernel"] = self.kernel_initializer(shapes["kernel"], rng, self.dtype)
         if self.use_bias:
-            self.params["bias"] = self.bias_initializer((self.filters,), rng, self.dtype)
+            self.params["bias"] = self.bias_initializer(shapes["bias"], rng, self.dtype)
 
     # ---- forward and backward ----------------------------------------------------------
     def _forward(self, x, training):

@@ -66,11 +66,10 @@ class Dense(Layer):
         return {**shapes, "bias": (self.units,)} if self.use_bias else shapes
 
     def _create_params(self, input_shape, rng):
-        self.params["kernel"] = self.kernel_initializer(
-            (input_shape[0], self.units), rng, self.dtype
-        )
+        shapes = self.param_shapes(input_shape)  # one source for the shapes (load_model's too)
+        self.params["kernel"] = self.kernel_initializer(shapes["kernel"], rng, self.dtype)
         if self.use_bias:
-            self.params["bias"] = self.bias_initializer((self.units,), rng, self.dtype)
+            self.params["bias"] = self.bias_initializer(shapes["bias"], rng, self.dtype)
 
     def _forward(self, x, training):
         y = x @ self.params["kernel"]

@@ -45,7 +45,6 @@ class SoftmaxCrossEntropy:
     backend (call ``float()`` on it to read it; on a GPU that waits for the GPU).
     ``backward()`` returns dL/dlogits, shape ``(N, C)``.
 
-
     A model whose last layer ends in a softmax (``Dense(10, activation="softmax")``)
     outputs probabilities; ``compile`` then sets ``output_layer`` to that layer, and
     given its output the loss uses the logits the layer kept instead (stable: no log
