@@ -39,6 +39,9 @@ class Layer:
         dtype: the float type the layer computes in (``floatx()`` when built).
         trainable: ``False`` freezes the weights: the optimizer leaves them as they are
             (``backward`` still computes every gradient). Saved with the layer's config.
+        non_trainable: names of parameters that are never trained, whatever ``trainable``
+            says (BatchNormalization's moving averages): the layer updates them itself,
+            they have no gradient, and ``summary()`` counts them as non-trainable.
     """
 
     #: Shape of one sample as documentation uses it, e.g. "(N, H, W, C)"; None = any rank.
@@ -52,6 +55,7 @@ class Layer:
         self.dtype: str | None = None
         self.built = False
         self.trainable = True
+        self.non_trainable: set[str] = set()
         self.cache = None
 
     # ---- building ---------------------------------------------------------------
@@ -93,6 +97,16 @@ class Layer:
 
     def count_params(self) -> int:
         return sum(int(p.size) for p in self.params.values())
+
+    def trainable_params(self) -> dict:
+        """The parameters the optimizer updates: none when ``trainable`` is ``False``, else
+        every parameter not named in ``non_trainable``."""
+        if not self.trainable:
+            return {}
+        return {k: v for k, v in self.params.items() if k not in self.non_trainable}
+
+    def count_trainable_params(self) -> int:
+        return sum(int(p.size) for p in self.trainable_params().values())
 
     # ---- weights, as Keras hands them out ---------------------------------------------
     def get_weights(self) -> list:

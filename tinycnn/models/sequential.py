@@ -289,8 +289,9 @@ class Sequential:
             (layer.name, type(layer).__name__, shape, layer.count_params())
             for layer, shape in zip(self.layers, self.output_shapes(), strict=True)
         ]
-        frozen = sum(layer.count_params() for layer in self.layers if not layer.trainable)
-        for line in summary_lines(self.name, rows, self.count_params() - frozen, frozen):
+        trainable = sum(layer.count_trainable_params() for layer in self.layers)
+        frozen = self.count_params() - trainable
+        for line in summary_lines(self.name, rows, trainable, frozen):
             print_fn(line)
 
     def compile(self, optimizer="adam", loss="sparse_categorical_crossentropy", metrics=None):

@@ -37,15 +37,14 @@ class Optimizer:
 
     def step(self, layers) -> None:
         """Apply one update to every parameter of ``layers`` that has a gradient, except
-        those of frozen layers (``layer.trainable = False``)."""
+        those of frozen layers (``layer.trainable = False``) and those a layer never trains
+        (``layer.non_trainable``)."""
         if self._state_unchecked:  # state set before the parameters existed: check it now
             self.check_state(layers)
         self.iterations += 1
         lr = self.step_learning_rate()
         for layer in layers:
-            if not layer.trainable:
-                continue
-            for key, param in layer.params.items():
+            for key, param in layer.trainable_params().items():
                 grad = layer.grads.get(key)
                 if grad is None:
                     continue
