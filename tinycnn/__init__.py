@@ -49,12 +49,31 @@ from .models import Sequential, load_model  # noqa: E402
 
 __version__ = "0.1.0"
 
+# Keras weight files need h5py (the extra "keras"): tinycnn.keras_weights is imported on
+# the first use of one of these names, so that `import tinycnn` never imports h5py.
+_KERAS_WEIGHTS = ("load_keras_weights", "save_keras_weights")
+
+
+def __getattr__(name):
+    if name in _KERAS_WEIGHTS:
+        from . import keras_weights
+
+        return getattr(keras_weights, name)
+    raise AttributeError(f"module 'tinycnn' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *_KERAS_WEIGHTS])
+
+
 __all__ = [
     "Sequential",
     "callbacks",
     "datasets",
+    "load_keras_weights",
     "load_model",
     "metrics",
+    "save_keras_weights",
     "preprocessing",
     "training",
     "backend",
