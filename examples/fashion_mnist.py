@@ -3,6 +3,10 @@
     python examples/fashion_mnist.py                       # NumPy (CPU), 10 epochs
     python examples/fashion_mnist.py --backend cupy        # on a GPU
     python examples/fashion_mnist.py --limit 2000 --epochs 1   # a quick try
+    python examples/fashion_mnist.py --plot pictures/      # and draw it (needs matplotlib)
+
+--plot DIR writes history.png (learning curves), confusion_matrix.png and
+mistakes.png (the test images misclassified with the highest confidence).
 
 Ctrl-C stops training after the current step; the model is then saved (with --save)
 before the test-set evaluation, which a further Ctrl-C ends without losing the file.
@@ -41,6 +45,15 @@ from tinycnn.metrics import (  # noqa: E402
 )
 from tinycnn.preprocessing import prepare_images  # noqa: E402
 
+try:  # --plot's pictures need matplotlib (the extra "plot"); nothing else does
+    import matplotlib.pyplot as plt  # noqa: E402
+
+    from tinycnn import viz  # noqa: E402
+except ImportError:
+    plt = viz = None
+
+MISTAKES_SHOWN = 24
+
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -56,7 +69,16 @@ def parse_args(argv=None):
     p.add_argument("--save", default=None, help="save the trained model to this .npz file")
     p.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
     p.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2])
-    return p.parse_args(argv)
+    p.add_argument(
+        "--plot",
+        metavar="DIR",
+        default=None,
+        help="write history.png, confusion_matrix.png and mistakes.png to DIR",
+    )
+    args = p.parse_args(argv)
+    if args.plot and viz is None:  # say so now, not after the training
+        p.error('--plot draws with matplotlib, which is not installed: pip install "tinycnn[plot]"')
+    return args
 
 
 def exit_interrupted(message: str) -> None:
@@ -148,7 +170,8 @@ def main(argv=None) -> dict:
 def report(model, history, args, x_test, y_test, train_seconds: float) -> dict:
     """Evaluate on the test set, print the tables, and return the run's summary."""
     test_loss, test_accuracy = model.evaluate(x_test, y_test, batch_size=1000)
-    predicted = model.predict(x_test, batch_size=1000).argmax(axis=1)
+    logits = model.predict(x_test, batch_size=1000)
+    predicted = logits.argmax(axis=1)
     cm = confusion_matrix(y_test, predicted, len(fashion_mnist.CLASS_NAMES))
     print(
         f"\nTest accuracy: {test_accuracy:.2%}   test loss: {test_loss:.4f}   "
@@ -158,6 +181,8 @@ def report(model, history, args, x_test, y_test, train_seconds: float) -> dict:
     print(format_per_class(cm, fashion_mnist.CLASS_NAMES))
     print("\nConfusion matrix (rows: true class, columns: predicted class):")
     print(format_confusion_matrix(cm, fashion_mnist.CLASS_NAMES))
+    if args.plot:
+        write_plots(Path(args.plot), history, x_test, y_test, logits)
 
     return {
         "backend": args.backend,
@@ -170,6 +195,32 @@ def report(model, history, args, x_test, y_test, train_seconds: float) -> dict:
         "history": history.history,
         "seed": args.seed,
     }
+
+
+def write_plots(folder: Path, history, x_test, y_test, logits) -> None:
+    """history.png, confusion_matrix.png and mistakes.png in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    probabilities = tinycnn.softmax(logits.astype(numpy.float64))
+    predicted = probabilities.argmax(axis=1)
+    confidence = probabilities.max(axis=1)
+    wrong = numpy.flatnonzero(predicted != y_test)
+    worst = wrong[numpy.argsort(-confidence[wrong], kind="stable")][:MISTAKES_SHOWN]
+    names = fashion_mnist.CLASS_NAMES
+    figures = {
+        "history.png": viz.plot_history(history),
+        "confusion_matrix.png": viz.plot_confusion_matrix(y_test, predicted, names),
+    }
+    if len(worst):  # a perfect model makes no mistakes to show
+        figures["mistakes.png"] = viz.show_images(
+            x_test[worst], y_test[worst], predicted[worst], names, ncols=8, scores=confidence[worst]
+        )
+        figures["mistakes.png"].suptitle(
+            "the most confident mistakes: predicted class, (true class) and its probability"
+        )
+    for name, fig in figures.items():
+        fig.savefig(folder / name, dpi=100)
+        plt.close(fig)
+    print(f"\nWrote {', '.join(figures)} to {folder}")
 
 
 if __name__ == "__main__":

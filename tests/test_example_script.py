@@ -1,5 +1,5 @@
 """Run examples/fashion_mnist.py in-process on the real data (600 training images,
-one epoch) and check what it prints and saves.
+one epoch) and check what it prints, saves and draws (--plot).
 
 Skipped when the Fashion-MNIST files are absent: point ``TINYCNN_DATA`` at the
 folder with the four IDX files, or put them in ``../shared/data/fashion-mnist``
@@ -21,6 +21,7 @@ import tinycnn
 from tinycnn.datasets import fashion_mnist as fm
 
 SCRIPT = REPO_ROOT / "examples" / "fashion_mnist.py"
+PLOTS = importlib.util.find_spec("matplotlib") is not None  # the extra "plot"
 
 
 pytestmark = [
@@ -50,11 +51,13 @@ def load_example():
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    """Runs the script once for the whole module: (returned summary, stdout, saved path)."""
+    """Runs the script once for the whole module: (returned summary, stdout, saved path);
+    with --plot when matplotlib is installed (the pictures land beside the model)."""
     saved = tmp_path_factory.mktemp("example") / "model.npz"
+    plot = ["--plot", str(saved.parent / "plots")] if PLOTS else []
     out = io.StringIO()
     with tinycnn.use_backend("numpy"), contextlib.redirect_stdout(out):
-        summary = load_example().main([*ARGS, "--save", str(saved)])
+        summary = load_example().main([*ARGS, "--save", str(saved), *plot])
     return summary, out.getvalue(), saved
 
 
@@ -123,3 +126,17 @@ def test_save_writes_a_loadable_model(run):
     x_test = tinycnn.preprocessing.prepare_images(x_test)
     loss, accuracy = model.evaluate(x_test, y_test.astype("int64"), batch_size=1000)
     assert (loss, accuracy) == (summary["test_loss"], summary["test_accuracy"])
+
+
+@pytest.mark.skipif(not PLOTS, reason='--plot needs matplotlib: pip install "tinycnn[plot]"')
+def test_plot_writes_the_three_pictures(run):
+    from matplotlib.image import imread
+
+    _, out, saved = run
+    folder = saved.parent / "plots"
+    names = ["history.png", "confusion_matrix.png", "mistakes.png"]
+    assert f"Wrote {', '.join(names)} to {folder}" in out
+    for name in names:
+        picture = imread(folder / name)  # a real PNG, of a real size
+        assert picture.ndim == 3 and min(picture.shape[:2]) > 200, name
+        assert picture.std() > 0.05, name  # not a blank page
