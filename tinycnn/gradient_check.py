@@ -56,7 +56,7 @@ from dataclasses import dataclass, field
 import numpy
 
 from . import backend
-from .layers import Conv2D, Dense, Dropout, Layer, MaxPooling2D, ReLU
+from .layers import Activation, Conv2D, Dense, Dropout, Layer, MaxPooling2D, ReLU
 from .losses import SoftmaxCrossEntropy
 from .models.sequential import Sequential
 from .training.progress import progress_bar_class
@@ -70,6 +70,7 @@ ELEMENT_STEPS = (1, 10, 100)  # h, h / 10, h / 100 when a step crosses a kink
 DIRECTION_STEPS = (1, 10, 100, 1000, 10000)  # a direction moves every element: more kinks
 PROGRESS_DELAY = 3.0  # seconds before the progress bar appears
 ROUNDING = 4 * float(numpy.finfo(numpy.float64).eps)  # rounding bound per unit subtracted
+KINKED = ("relu", "leaky_relu")  # the activations with a kink, at pre-activation 0
 
 
 # ---- the report -------------------------------------------------------------------------------
@@ -246,21 +247,33 @@ def sample_indices(size: int, max_elements: int | None, rng) -> numpy.ndarray:
 def kink_pattern(layer, x, y):
     """What decides which side of a kink ``layer`` is on, for input x and output y.
 
-    ReLU (a layer, or the activation of Conv2D and Dense): which outputs are on.
-    MaxPooling2D: which element won each window. A step that changes this crossed a
-    kink. A custom layer with kinks may define ``kink_pattern(self, x, y)`` returning
-    such an array (a LeakyReLU: ``x > 0``); ``None`` means no kinks.
+    ReLU and leaky ReLU (a layer, or the activation of Conv2D, Dense and Activation):
+    which outputs are positive, that is which pre-activations are (y > 0 exactly where
+    z > 0, both slopes being positive). MaxPooling2D: which element won each window. A
+    step that changes this crossed a kink. A custom layer with kinks may define
+    ``kink_pattern(self, x, y)`` returning such an array (a LeakyReLU: ``x > 0``);
+    ``None`` means no kinks.
     """
     own = getattr(layer, "kink_pattern", None)
     if callable(own):
         return own(x, y)
     if isinstance(layer, ReLU) or (
-        isinstance(layer, (Conv2D, Dense)) and layer.activation == "relu"
+        isinstance(layer, (Conv2D, Dense, Activation)) and layer.activation in KINKED
     ):
         return y > 0
     if isinstance(layer, MaxPooling2D):
         return layer.cache[0].copy()  # the argmax of each window
     return None
+
+
+def _with_gradients(layer) -> list:
+    """``(key, param)`` for each parameter backward computes a gradient of: all but a
+    weight the layer updates itself (``layer.non_trainable``) left without one."""
+    return [
+        (k, p)
+        for k, p in layer.params.items()
+        if k not in layer.non_trainable or layer.grads.get(k) is not None
+    ]
 
 
 def _same_pattern(patterns, others) -> bool:
@@ -560,7 +573,7 @@ def check_layer(
         y = layer.forward(x, training=training)
         upstream = backend.to_backend(rng.standard_normal(y.shape), backend.backend_of(y))
         analytic = {"x": layer.backward(upstream)}
-        analytic.update({key: grad.copy() for key, grad in layer.grads.items()})
+        analytic.update({key: layer.grads[key].copy() for key, _ in _with_gradients(layer)})
 
         def run():
             y = layer.forward(x, training=training, check_finite=False)
@@ -568,7 +581,7 @@ def check_layer(
 
         fn = _Function(run, upstream)  # one function of x and the parameters
         targets = [
-            (name, a, analytic[name], lambda: fn) for name, a in [("x", x), *layer.params.items()]
+            (name, a, analytic[name], lambda: fn) for name, a in [("x", x), *_with_gradients(layer)]
         ]
         _check_all(report, targets, h, tol, max_elements, rng, progress)
     report.seconds = time.perf_counter() - start
@@ -612,7 +625,7 @@ def check_model(
         loss_fn.forward(model.forward(x, training=training), labels)
         targets = [("x", x, model.backward(loss_fn.backward()), 0)]  # (name, array, grad, k)
         for k, layer in enumerate(layers):
-            for key, param in layer.params.items():
+            for key, param in _with_gradients(layer):
                 targets.append((f"{layer.name}/{key}", param, layer.grads[key].copy(), k))
         inputs = [x]  # inputs[k]: the input of layer k, unperturbed
         for layer in layers[:-1]:
@@ -675,8 +688,8 @@ def gradcheck(
             model or a loss. Where a step crosses a kink (a ReLU input near 0, a
             near-tie in a max-pool window) the element is measured again with h / 10
             and h / 100, and skipped if it still crosses (more than 10% skipped fails).
-        tol: the largest relative error that passes, max(|a - n| - rounding, 0) /
-            max(|a| + |n|, 1e-3 * max|a|) per element (a correct backward: 0 to 1e-8).
+        tol: the largest relative error that passes, ``max(|a - n| - rounding, 0) /
+            max(|a| + |n|, 1e-3 * max|a|)`` per element (a correct backward: 0 to 1e-8).
         max_elements: how many random elements of each larger array to check one by
             one (None: all). One random direction always covers every element.
         training: run in training mode; Dropout then uses one fixed mask.

@@ -82,11 +82,27 @@ def weight_arrays(model) -> dict[str, numpy.ndarray]:
     return arrays
 
 
+def _architecture_json(model) -> str:
+    """The model's configuration as JSON; a layer whose ``get_config`` holds something
+    else than numbers, strings, lists, dicts, booleans and None is named."""
+    config = model.get_config()
+    for layer, spec in zip(model.layers, config["layers"], strict=True):
+        try:
+            json.dumps(spec)
+        except (TypeError, ValueError) as err:
+            raise TypeError(
+                f"Cannot save layer {layer.name!r}: its get_config() must hold plain values "
+                f"(numbers, strings, lists, dicts, True/False/None): {err}. Convert it "
+                "there, e.g. float(self.alpha) or list(self.shape)."
+            ) from err
+    return json.dumps(config)
+
+
 def model_arrays(model) -> dict[str, numpy.ndarray]:
     """Everything :func:`save_model` writes, as a dict of NumPy arrays."""
     arrays = {
         "__format__": numpy.array(FORMAT),
-        "__architecture__": numpy.array(json.dumps(model.get_config())),
+        "__architecture__": numpy.array(_architecture_json(model)),
     }
     arrays.update(weight_arrays(model))  # the same members, in the order of older files
     if model.optimizer is not None and model.loss is not None:

@@ -1,5 +1,5 @@
 """Layers, one concept per file: Conv2D, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D,
-Flatten, Dense, ReLU, Dropout."""
+Flatten, Dense, ReLU, Dropout, BatchNormalization."""
 
 from .activations import Activation, ReLU
 from .average_pooling import (
@@ -9,6 +9,7 @@ from .average_pooling import (
     GlobalAvgPool2D,
 )
 from .base import Layer
+from .batch_normalization import BatchNormalization
 from .conv2d import Conv2D
 from .dense import Dense
 from .dropout import Dropout
@@ -19,6 +20,7 @@ __all__ = [
     "Activation",
     "AveragePooling2D",
     "AvgPool2D",
+    "BatchNormalization",
     "GlobalAveragePooling2D",
     "GlobalAvgPool2D",
     "Conv2D",
@@ -37,6 +39,7 @@ LAYER_CLASSES = {
     for cls in (
         Activation,
         AveragePooling2D,
+        BatchNormalization,
         GlobalAveragePooling2D,
         Conv2D,
         Dense,
@@ -48,19 +51,35 @@ LAYER_CLASSES = {
 }
 
 
-def from_config(class_name: str, config: dict) -> Layer:
-    """Rebuild a layer from ``get_config()``'s output (used by ``load_model``)."""
+def from_config(class_name: str, config: dict, custom_objects=None) -> Layer:
+    """Rebuild a layer from ``get_config()``'s output (used by ``load_model``).
+
+    The class is a built-in one or one of ``custom_objects`` (``{"Name": cls}``, which
+    take precedence): a class is never looked up from a name given by a file.
+    """
+    classes = {**LAYER_CLASSES, **(custom_objects or {})}
     try:
-        cls = LAYER_CLASSES[class_name]
+        cls = classes[class_name]
     except KeyError:
         raise ValueError(
-            f"Unknown layer type {class_name!r} in the saved model; "
-            f"known types: {sorted(LAYER_CLASSES)}."
+            f"Unknown layer type {class_name!r} in the saved model; known types: "
+            f"{sorted(classes)}. For a layer of your own, pass its class: "
+            f"load_model(path, custom_objects={{{class_name!r}: {class_name}}})."
         ) from None
     config = dict(config)
     trainable = config.pop("trainable", True)  # an attribute, not a constructor argument
     if not isinstance(trainable, bool):
         raise ValueError(f"trainable must be True or False, got {trainable!r}.")
-    layer = cls(**config)
+    try:
+        layer = cls(**config)
+    except TypeError as err:
+        if class_name in LAYER_CLASSES and cls is LAYER_CLASSES[class_name]:
+            raise
+        raise TypeError(
+            f"{class_name}(**config) with the keys {sorted(config)[:20]} failed: {err}. A custom layer's __init__ takes the "
+            "keys of its get_config(): accept **kwargs (name, ...) and pass them to "
+            "super().__init__(**kwargs), and return each constructor argument from "
+            "get_config()."
+        ) from err
     layer.trainable = trainable
     return layer

@@ -11,18 +11,23 @@ from __future__ import annotations
 import reprlib
 
 from .. import backend
-from ..layers import from_config
+from ..layers import LAYER_CLASSES, Layer, from_config
 from ..saving import ModelArchive, read_contents
 from .sequential import Sequential
 
 
-def load_model(path, compile: bool = True) -> Sequential:
+def load_model(path, compile: bool = True, custom_objects=None) -> Sequential:
     """Rebuild a model saved by ``model.save(path)``: architecture, weights, optimizer.
 
     Everything in the file is checked against the architecture before any weight is
     read or created (see ``tinycnn.saving``); a file that fails a check raises
     ``tinycnn.saving.ModelFileError``. ``compile=False`` leaves the model uncompiled.
+
+    ``custom_objects``: ``{"ClassName": cls}`` for the layers of your own in the model
+    (docs/custom_layers.md). A layer's class comes from the built-in layers or from
+    there, never from a name in the file: loading a file imports nothing.
     """
+    custom_objects = _check_custom_objects(custom_objects)
     with ModelArchive(path) as archive:
         if all(m == "__format__" or m.startswith("weights/") for m in archive.members):
             raise archive.error(
@@ -30,7 +35,8 @@ def load_model(path, compile: bool = True) -> Sequential:
                 "(model.save_weights wrote it). Build the same model in code and call "
                 "model.load_weights(path)."
             )
-        model, input_shape = model_from_config(archive.read_json("__architecture__"), archive)
+        config = archive.read_json("__architecture__")
+        model, input_shape = model_from_config(config, archive, custom_objects)
         contents = read_contents(archive, model.layers, input_shape, compile)
     if input_shape is not None:
         with backend.use_floatx(contents.dtype):
@@ -43,11 +49,14 @@ def load_model(path, compile: bool = True) -> Sequential:
     return model
 
 
-def model_from_config(config, archive: ModelArchive) -> tuple[Sequential, tuple | None]:
+def model_from_config(
+    config, archive: ModelArchive, custom_objects=None
+) -> tuple[Sequential, tuple | None]:
     """The (unbuilt) model the ``__architecture__`` entry describes, and its input shape.
 
     The values come from a file: every type is checked, and whatever a layer's
-    constructor refuses becomes a ModelFileError naming the layer.
+    constructor refuses becomes a ModelFileError naming the layer. Layer classes come
+    from the built-ins and ``custom_objects`` only.
     """
 
     def damaged(what):
@@ -76,8 +85,16 @@ def model_from_config(config, archive: ModelArchive) -> tuple[Sequential, tuple 
             raise damaged(
                 f"layer {index}'s name should be a string, got {reprlib.repr(layer_name)}."
             )
+        class_name = spec["class_name"]
+        if class_name not in LAYER_CLASSES and class_name not in custom_objects:
+            raise archive.error(
+                f"layer {index} is of class {reprlib.repr(class_name)}, which is not a "
+                "built-in layer: for a layer of your own, pass its class, as in "
+                f"load_model(path, custom_objects={{{reprlib.repr(class_name)}: "
+                f"{class_name if class_name.isidentifier() else 'YourLayer'}}})."
+            )
         try:
-            layers.append(from_config(spec["class_name"], spec["config"]))
+            layers.append(from_config(class_name, spec["config"], custom_objects))
         except Exception as err:  # the constructor's checks, on values from the file
             raise damaged(f"layer {index} ({reprlib.repr(spec['class_name'])}): {err}") from err
     try:
@@ -85,6 +102,24 @@ def model_from_config(config, archive: ModelArchive) -> tuple[Sequential, tuple 
     except (TypeError, ValueError) as err:
         raise damaged(str(err)) from err
     return model, tuple(input_shape) if input_shape is not None else None
+
+
+def _check_custom_objects(custom_objects) -> dict:
+    """``custom_objects`` as a dict of class name -> Layer subclass, checked."""
+    if custom_objects is None:
+        return {}
+    if not isinstance(custom_objects, dict):
+        raise TypeError(
+            "load_model: custom_objects must be a dict like {'Scale': Scale}, "
+            f"got {type(custom_objects).__name__}."
+        )
+    for name, cls in custom_objects.items():
+        if not (isinstance(cls, type) and issubclass(cls, Layer)):
+            raise TypeError(
+                f"load_model: custom_objects[{name!r}] must be a Layer subclass (the class "
+                f"itself, not an instance), got {cls!r}."
+            )
+    return dict(custom_objects)
 
 
 def _is_size(value) -> bool:

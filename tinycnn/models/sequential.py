@@ -11,11 +11,13 @@ pass the model in. Imports go one way: this module imports those two, never the 
 
 from __future__ import annotations
 
+import inspect
 import re
+import warnings
 
 from .. import backend, losses, optimizers, saving, training
 from ..initializers import make_rng
-from ..layers import Layer
+from ..layers import LAYER_CLASSES, Layer
 from . import fusion, inspection
 from .summary import summary_lines
 
@@ -82,6 +84,11 @@ class Sequential:
         """Append a layer, naming it ``conv2d``, ``conv2d_1``... if it has no name."""
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential.add expects a Layer, got {type(layer).__name__}.")
+        if "params" not in vars(layer):
+            raise TypeError(
+                f"{type(layer).__name__}.__init__ must call super().__init__(**kwargs) first: "
+                "the base class sets up params, grads and the name there."
+            )
         if layer.name is None:
             base = snake_case(type(layer).__name__)
             taken = {other.name for other in self.layers}
@@ -217,6 +224,7 @@ class Sequential:
 
     # ---- weights --------------------------------------------------------------------------
     def count_params(self) -> int:
+        """The number of scalars in all the layers' parameters (as ``summary()``'s total)."""
         self._require_built("count_params")
         return sum(layer.count_params() for layer in self.layers)
 
@@ -404,14 +412,42 @@ class Sequential:
         saving.load_weights(self, path)
 
     def get_config(self) -> dict:
+        """The model's name, input shape and each layer's class and configuration (what
+        ``save`` stores to rebuild the model), as JSON-friendly values."""
         return {
             "name": self.name,
             "input_shape": list(self.input_shape) if self.input_shape else None,
             "layers": [
-                {"class_name": type(layer).__name__, "config": layer.get_config()}
+                {"class_name": type(layer).__name__, "config": _layer_config(layer)}
                 for layer in self.layers
             ],
         }
 
     def __repr__(self) -> str:
         return f"<Sequential {self.name!r}: {len(self.layers)} layers>"
+
+
+def _layer_config(layer: Layer) -> dict:
+    """``layer.get_config()``, with a warning when a layer of one's own forgot to return
+    an argument of its ``__init__`` (``load_model`` would rebuild it with the default)."""
+    config = layer.get_config()
+    init = type(layer).__init__
+    if init is Layer.__init__ or any(init is cls.__init__ for cls in LAYER_CLASSES.values()):
+        return config  # a built-in's constructor: its get_config is the reference
+    skip = ("self", "name", "input_shape")
+    missing = [
+        p.name
+        for p in inspect.signature(init).parameters.values()
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        and p.name not in skip and p.name not in config
+    ]  # fmt: skip
+    if missing:
+        warnings.warn(
+            f"{type(layer).__name__}.get_config() does not return {missing}, which its "
+            "__init__ takes: load_model would rebuild the layer with their defaults. "
+            "Override get_config: return {**super().get_config(), "
+            + ", ".join(f"{m!r}: self.{m}" for m in missing)
+            + "}.",
+            stacklevel=3,
+        )
+    return config
