@@ -91,7 +91,8 @@ class Layer:
             (``backward`` still computes every gradient). Saved with the layer's config.
         non_trainable: names of parameters that are never trained, whatever ``trainable``
             says (BatchNormalization's moving averages): the layer updates them itself,
-            they have no gradient, and ``summary()`` counts them as non-trainable.
+            the optimizer never does (a layer may still compute their gradient, for
+            ``gradcheck``), and ``summary()`` counts them as non-trainable.
     """
 
     #: Shape of one sample as documentation uses it, e.g. "(N, H, W, C)"; None = any rank.
