@@ -195,6 +195,7 @@ def register_namespace(name: str, module, array_type: type) -> None:
 
 
 def unregister_namespace(name: str) -> None:
+    """Undo :func:`register_namespace` (the active backend falls back to NumPy)."""
     _extra_namespaces.pop(name, None)
     if _state.name == name:
         _state.name = "numpy"

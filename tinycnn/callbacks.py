@@ -20,13 +20,18 @@ class Callback:
     model = None
 
     def set_model(self, model) -> None:
+        """Called by ``fit`` before training: the model being trained."""
         self.model = model
 
-    def on_train_begin(self, logs=None): ...
+    def on_train_begin(self, logs=None):
+        """Once, before the first epoch."""
 
-    def on_epoch_begin(self, epoch: int, logs=None): ...
+    def on_epoch_begin(self, epoch: int, logs=None):
+        """Before each epoch (``epoch`` counts from 0)."""
 
-    def on_epoch_end(self, epoch: int, logs=None): ...
+    def on_epoch_end(self, epoch: int, logs=None):
+        """After each epoch, with its metrics in ``logs`` (``loss``, ``accuracy``, and
+        ``val_loss``, ``val_accuracy`` when there is validation data)."""
 
     def on_train_batch_begin(self, batch: int, logs=None):
         """Before each step (``batch`` counts the steps of the epoch from 0), with the
@@ -38,7 +43,8 @@ class Callback:
         in ``logs``, this step included (as Keras 3). fit calls it only on callbacks
         that override it: reading those values waits for the GPU at every step."""
 
-    def on_train_end(self, logs=None): ...
+    def on_train_end(self, logs=None):
+        """Once, after the last epoch (also when training stopped early)."""
 
 
 class History(Callback):

@@ -57,6 +57,7 @@ _state = {"fast": cpu_numba is not None}
 
 
 def fast_kernels_available() -> bool:
+    """True when the compiled CPU kernels could be imported (numba and threadpoolctl)."""
     return cpu_numba is not None
 
 

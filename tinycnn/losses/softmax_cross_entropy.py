@@ -67,6 +67,8 @@ class SoftmaxCrossEntropy:
         return outputs if self._softmax_output is None else self._softmax_output.logits
 
     def forward(self, logits, labels, check: bool = True):
+        """The mean loss of ``logits`` ``(N, C)`` against ``labels`` ``(N,)``, a 0-d array;
+        ``check=False`` skips the checks of shapes, labels and finite values."""
         logits = self._logits_of(logits)
         xp = get_array_module(logits)
         if check:
@@ -81,6 +83,7 @@ class SoftmaxCrossEntropy:
         return -log_p_true.mean()
 
     def backward(self):
+        """dL/dlogits of the last :meth:`forward`, ``(p - onehot(labels)) / N``, shape ``(N, C)``."""
         if self.cache is None:
             raise RuntimeError("SoftmaxCrossEntropy: backward() called before forward().")
         probs, labels = self.cache
@@ -96,6 +99,7 @@ class SoftmaxCrossEntropy:
     __call__ = forward
 
     def get_config(self):
+        """``{"name": "sparse_categorical_crossentropy"}``, for saving."""
         return {"name": self.name}
 
     @staticmethod

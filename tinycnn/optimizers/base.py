@@ -56,10 +56,13 @@ class Optimizer:
         return self.learning_rate
 
     def update_param(self, param, grad, state: dict, lr: float) -> None:
+        """Update ``param`` in place from ``grad`` (same shape) with this step's learning
+        rate ``lr``, keeping what must be remembered between steps in ``state``."""
         raise NotImplementedError
 
     # ---- saving and moving ------------------------------------------------------------
     def get_config(self) -> dict:
+        """The optimizer's class name and settings, as JSON-friendly values."""
         return {"name": type(self).__name__, "learning_rate": self.learning_rate}
 
     def get_state(self) -> dict:
@@ -150,6 +153,7 @@ class Optimizer:
             self._state_unchecked = False
 
     def to(self, name: str) -> Optimizer:
+        """Move the per-parameter state (momentum, moments) to backend ``name``."""
         self.state = {
             k: {n: backend.to_backend(v, name) for n, v in slot.items()}
             for k, slot in self.state.items()
