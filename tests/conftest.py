@@ -8,6 +8,8 @@
 * ``kernel_path`` parameterises a test over the fast and the reference kernels.
 * Every test starts on the NumPy backend in float32 and whatever it changes is put
   back afterwards, so no test can leak a backend or a dtype into the next one.
+* ``guarded`` registers the guarded NumPy of tests/guarded_numpy.py (NumPy that refuses
+  direct ``numpy`` calls on its arrays, as CuPy does) as the backend ``"guarded"``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import types
 
 import numpy as np
 import pytest
+from guarded_numpy import PATCHED, GuardedArray, GuardModule, refuse_guarded
 
 import tinycnn
 from tinycnn import backend, kernels
@@ -107,6 +110,17 @@ def tagged():
     backend.register_namespace("tagged", TaggedModule(), Tagged)
     yield "tagged"
     backend.unregister_namespace("tagged")
+
+
+@pytest.fixture
+def guarded(monkeypatch):
+    """Register the 'guarded' namespace and make numpy.asarray & co. refuse its arrays."""
+    module = GuardModule()
+    backend.register_namespace("guarded", module, GuardedArray)
+    for name in PATCHED:
+        monkeypatch.setattr(np, name, refuse_guarded(name))
+    yield module
+    backend.unregister_namespace("guarded")
 
 
 @pytest.fixture

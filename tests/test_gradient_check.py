@@ -393,6 +393,75 @@ def test_a_float64_layer_is_checked_in_place(float64):
     assert layer.built and layer.params["kernel"].dtype == np.float64
 
 
+class Counting(Layer):
+    """y = x * c, where the non-trainable weight c grows by 1 with every training forward
+    pass (as a moving average moves with every batch). Its backward is right."""
+
+    def build(self, input_shape):
+        self.add_weight("c", (1,), initializer="ones", trainable=False)
+
+    def forward(self, x, training=False):
+        c = self.params["c"].copy()
+        if training:
+            self.params["c"] += 1.0
+        self.cache = (x, c)
+        return x * c
+
+    def backward(self, dy):
+        x, c = self.cache
+        self.grads["c"] = (dy * x).sum().reshape(1)  # dL/dc, for the check of c
+        return dy * c
+
+
+def test_a_weight_the_forward_moves_is_the_same_for_every_evaluation(float64):
+    """Before: each of the check's forward passes saw a larger c, so every difference
+    mixed two functions (INCONCLUSIVE: most elements taken for kinks and skipped), and
+    the layer came back with another c."""
+    layer = Counting(name="counting")
+    layer.build((3,), rng=0)
+    layer.params["c"][...] = 2.5
+    report = tinycnn.gradcheck(layer, normal((4, 3), 1), training=True)
+    print(report)
+    assert report.ok and report.max_rel_error < 1e-8, str(report)
+    assert [r.name for r in report.results] == ["x", "c"]
+    assert layer.params["c"].tolist() == [2.5]  # put back after the check
+
+
+def test_a_model_with_batch_normalization_is_left_as_it_was(float64):
+    """gradcheck(model, x, labels, training=True): thousands of training forward passes,
+    and the moving averages end bit for bit where they started (float64: no copy)."""
+    L = tinycnn.layers
+    model = tinycnn.Sequential(
+        [L.Dense(6, input_shape=(5,)), L.BatchNormalization(), L.ReLU(), L.Dense(3)], seed=0
+    )
+    model.build((5,))
+    bn = model.layers[1]
+    bn.set_weights([np.full(6, 1.5), np.full(6, 0.1), np.full(6, 0.3), np.full(6, 2.0)])
+    before = model.get_weights()
+    report = tinycnn.gradcheck(
+        model, normal((6, 5), 2), np.array([0, 1, 2, 0, 1, 2]), training=True
+    )
+    print(report)
+    assert report.ok, str(report)
+    for was, now in zip(before, model.get_weights(), strict=True):
+        assert np.array_equal(was, now)  # bit-identical; before: moving averages moved
+
+
+def test_smooth_built_in_layers_are_not_taken_for_kinks(float64):
+    """The bend test (f(x + h) - 2 f(x) + f(x - h) beyond rounding) is for layers whose
+    kinks nobody declares. A smooth curve bends too, by f'' h^2: before, it flagged all
+    180 elements of x of a BatchNormalization in training mode as kinks (re-measured
+    with h / 10), and most of a tanh Dense's. A built-in layer's kinks are its patterns."""
+    bn = tinycnn.layers.BatchNormalization()
+    bn.build((3, 3, 5), rng=0)
+    report = tinycnn.gradcheck(bn, normal((4, 3, 3, 5)), training=True)
+    dense = tinycnn.gradcheck(tinycnn.layers.Dense(4, activation="tanh"), normal((3, 6)))
+    for r in (*report.results, *dense.results):
+        assert (r.remeasured, r.skipped) == (0, 0), r.line()
+    assert report.ok and dense.ok and report.max_rel_error < 1e-8
+    assert gradient_check.kinks_declared(bn) and not gradient_check.kinks_declared(LeakyReLU())
+
+
 @pytest.mark.parametrize("rate", [0.2, 0.5])
 def test_dropout_in_training_uses_one_fixed_mask(rate, float64):
     """A plain Dropout draws a new mask on each call; the check fixes one for all of them."""

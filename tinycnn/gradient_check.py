@@ -25,18 +25,23 @@ Four more things make the defaults trustworthy:
   winners; :func:`kink_pattern`). Where x + h or x - h changes it, the element is
   measured on the side that keeps it (a one-sided difference: the base point's
   side, whose slope backward computes), else again with h / 10, then h / 100, and
-  skipped if every step crosses on both sides. A layer check also calls it a kink
-  when the two half steps disagree, f(x + h) - f(x) != f(x) - f(x - h) beyond
-  rounding, which finds kinks of custom layers too (those are re-measured, never
-  measured one-sided: nothing tells which side the base point is on). Only the
+  skipped if every step crosses on both sides. A check of a custom layer that does
+  not declare its kinks also calls it a kink when the two half steps disagree,
+  f(x + h) - f(x) != f(x) - f(x - h) beyond rounding (re-measured, never measured
+  one-sided: nothing tells which side the base point is on). A built-in layer's kinks
+  are all in its patterns, so it skips that test: a smooth curve (BatchNormalization,
+  tanh) bends too, by f'' h^2, and would be re-measured for nothing. Only the
   forward pass decides: a wrong backward cannot hide there. More than 10% of an
   array's checked elements skipped makes the verdict INCONCLUSIVE.
 * Coverage. Arrays larger than ``max_elements`` are checked on a random sample of
   elements, plus one directional derivative over the whole array (as Chainer's
   ``check_backward``): along a random +-1 direction d, (L(p + h d) - L(p - h d)) / 2h
   must equal sum(grad * d), which a single wrong element anywhere spoils.
-* Precision. Everything runs in float64. A float32 layer or model is checked
-  as a float64 copy; the original is left untouched. Dropout uses one fixed mask.
+* Precision and state. Everything runs in float64. A float32 layer or model is
+  checked as a float64 copy; the original is left untouched. Dropout uses one fixed
+  mask, and the weights a layer updates itself (``non_trainable``: BatchNormalization's
+  moving averages) are put back after every forward pass: each evaluation sees the
+  same function, and the layer or model ends the check as it began, bit for bit.
 
 One line from a notebook::
 
@@ -56,7 +61,7 @@ from dataclasses import dataclass, field
 import numpy
 
 from . import backend
-from .layers import Activation, Conv2D, Dense, Dropout, Layer, MaxPooling2D, ReLU
+from .layers import LAYER_CLASSES, Activation, Conv2D, Dense, Dropout, Layer, MaxPooling2D, ReLU
 from .losses import SoftmaxCrossEntropy
 from .models.sequential import Sequential
 from .training.progress import progress_bar_class
@@ -266,6 +271,15 @@ def kink_pattern(layer, x, y):
     return None
 
 
+def kinks_declared(layer) -> bool:
+    """Whether :func:`kink_pattern` knows every kink of ``layer``: a built-in layer's
+    (ReLU masks, pool winners, or none at all), or those of a layer that defines its own
+    ``kink_pattern``. Else (a class of yours, a subclass of a built-in one included) the
+    check also looks for bends."""
+    own = callable(getattr(layer, "kink_pattern", None))
+    return own or type(layer) in LAYER_CLASSES.values()
+
+
 def _with_gradients(layer) -> list:
     """``(key, param)`` for each parameter backward computes a gradient of: all but a
     weight the layer updates itself (``layer.non_trainable``) left without one."""
@@ -286,11 +300,12 @@ class _Function:
     array was changed in place and returns (output, kink patterns).
 
     For a layer the output is y and L = sum(y * upstream); for a model or a loss the
-    output is L itself (``upstream`` is None).
+    output is L itself (``upstream`` is None). ``find_bends``: also call it a kink where
+    the output bends (:meth:`bend`), for a layer whose kinks no pattern declares.
     """
 
-    def __init__(self, run, upstream=None):
-        self.run, self.upstream = run, upstream
+    def __init__(self, run, upstream=None, find_bends: bool = False):
+        self.run, self.upstream, self.find_bends = run, upstream, find_bends
         self.base, self.base_pattern = self._copy(run())
 
     def _copy(self, result):
@@ -315,9 +330,10 @@ class _Function:
 
     def bend(self, a, b, c) -> float:
         """For a layer: |f(a) - 2 f(b) + f(c)| weighted by |upstream|, less its rounding,
-        for three equally spaced points: 0 unless a kink lies between them. Finds kinks
-        that no pattern declares (custom layers); always 0 for a scalar."""
-        if self.upstream is None:
+        for three equally spaced points: a kink between them bends it by (slope jump) *
+        (distance), a smooth curve by f'' * t^2. Finds kinks that no pattern declares
+        (custom layers); 0 unless ``find_bends`` (a model or a loss: always 0)."""
+        if self.upstream is None or not self.find_bends:
             return 0.0
         xp = backend.get_array_module(a)
         bend = float((xp.abs(a - 2 * b + c) * xp.abs(self.upstream)).sum())
@@ -505,6 +521,33 @@ class _FixedDropoutMasks:
             layer.noise_key = key
 
 
+class _KeptNonTrainable:
+    """The weights the layers update themselves (``non_trainable``: BatchNormalization's
+    moving averages, which every forward with ``training=True`` moves): ``restore()``
+    after each forward pass puts them back, so every evaluation sees the same values
+    (plus the step of the one being measured, which the next ``move`` sets again), and
+    leaving ``with`` puts them back for good: the caller's layer is unchanged."""
+
+    def __init__(self, layers):
+        self.kept = [
+            (layer, key, layer.params[key], layer.params[key].copy())
+            for layer in layers
+            for key in sorted(layer.non_trainable)
+            if key in layer.params
+        ]
+
+    def restore(self) -> None:
+        for layer, key, array, saved in self.kept:
+            array[...] = saved  # in place: the check perturbs this very array
+            layer.params[key] = array  # in case a forward replaced it
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.restore()
+
+
 def _one_blas_thread():
     """A check runs thousands of forward passes on a few samples, where BLAS's threads
     cost more than they bring (a 2 x 1600 by 1600 x 512 product: 0.3 ms on one thread,
@@ -569,17 +612,21 @@ def check_layer(
     x = _float64_input(x, notes)
     rng = numpy.random.default_rng(seed)
     report = GradCheckReport(layer._label(), tol, h, notes=notes)
-    with _FixedDropoutMasks([layer], seed, training, notes), _one_blas_thread():
+    kept = _KeptNonTrainable([layer])
+    with _FixedDropoutMasks([layer], seed, training, notes), kept, _one_blas_thread():
         y = layer.forward(x, training=training)
+        kept.restore()
         upstream = backend.to_backend(rng.standard_normal(y.shape), backend.backend_of(y))
         analytic = {"x": layer.backward(upstream)}
         analytic.update({key: layer.grads[key].copy() for key, _ in _with_gradients(layer)})
 
         def run():
             y = layer.forward(x, training=training, check_finite=False)
+            kept.restore()
             return y, [kink_pattern(layer, x, y)]
 
-        fn = _Function(run, upstream)  # one function of x and the parameters
+        # one function of x and the parameters
+        fn = _Function(run, upstream, find_bends=not kinks_declared(layer))
         targets = [
             (name, a, analytic[name], lambda: fn) for name, a in [("x", x), *_with_gradients(layer)]
         ]
@@ -621,8 +668,10 @@ def check_model(
     rng = numpy.random.default_rng(seed)
     report = GradCheckReport(f"model {model.name!r}", tol, h, notes=notes)
     layers = model.layers
-    with _FixedDropoutMasks(layers, seed, training, notes), _one_blas_thread():
+    kept = _KeptNonTrainable(layers)
+    with _FixedDropoutMasks(layers, seed, training, notes), kept, _one_blas_thread():
         loss_fn.forward(model.forward(x, training=training), labels)
+        kept.restore()
         targets = [("x", x, model.backward(loss_fn.backward()), 0)]  # (name, array, grad, k)
         for k, layer in enumerate(layers):
             for key, param in _with_gradients(layer):
@@ -630,6 +679,7 @@ def check_model(
         inputs = [x]  # inputs[k]: the input of layer k, unperturbed
         for layer in layers[:-1]:
             inputs.append(layer.forward(inputs[-1], training=training, check_finite=False))
+        kept.restore()
 
         def from_layer(k):
             """L as a function of x or of layer k's weights: the forward from layer k on."""
@@ -640,6 +690,7 @@ def check_model(
                     y = layer.forward(a, training=training, check_finite=False)
                     patterns.append(kink_pattern(layer, a, y))
                     a = y
+                kept.restore()
                 return float(loss_fn.forward(a, labels)), patterns
 
             return lambda: _Function(run)

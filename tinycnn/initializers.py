@@ -1,4 +1,5 @@
-"""Weight initializers with the Keras defaults: Glorot-uniform kernels, zero biases.
+"""Weight initializers with the Keras defaults: Glorot-uniform kernels, zero biases
+(and ones, for a scale such as BatchNormalization's gamma).
 
 Random numbers are drawn on the host with NumPy's ``Generator`` and then moved to
 the active backend, so the same seed gives the same weights on NumPy and on CuPy.
@@ -46,7 +47,17 @@ def zeros(shape, rng, dtype):
     return backend.xp().zeros(shape, dtype=dtype)
 
 
-_BY_NAME = {"glorot_uniform": glorot_uniform, "zeros": zeros}
+def ones(shape, rng, dtype):
+    """All ones (the Keras default for a scale, as BatchNormalization's gamma)."""
+    return backend.xp().ones(shape, dtype=dtype)
+
+
+_BY_NAME = {"glorot_uniform": glorot_uniform, "zeros": zeros, "ones": ones}
+
+
+def names() -> list[str]:
+    """The names :func:`get` knows, sorted."""
+    return sorted(_BY_NAME)
 
 
 def get(initializer):
@@ -57,6 +68,6 @@ def get(initializer):
         return _BY_NAME[initializer]
     except KeyError:
         raise ValueError(
-            f"Unknown initializer {initializer!r}: expected one of {sorted(_BY_NAME)} "
+            f"Unknown initializer {initializer!r}: expected one of {names()} "
             "or a callable (shape, rng, dtype) -> array."
         ) from None

@@ -11,9 +11,9 @@ import zipfile
 import numpy as np
 import pytest
 
-# the guarded NumPy namespace (tests/test_strict_namespace.py): NumPy that refuses direct
-# numpy calls on its arrays, as CuPy does, so a GPU-only failure shows on the CPU
-from test_strict_namespace import GuardedArray, guarded, to_plain  # noqa: F401 (a fixture)
+# the guarded NumPy (tests/guarded_numpy.py; the fixture ``guarded`` is conftest.py's): NumPy
+# that refuses direct numpy calls on its arrays, as CuPy does, so a GPU-only failure shows here
+from guarded_numpy import GuardedArray, to_plain
 
 import tinycnn
 from tinycnn.layers import BatchNormalization, Conv2D, Dense, Flatten, MaxPooling2D, ReLU
@@ -112,6 +112,31 @@ def test_gradcheck_catches_a_wrong_backward(float64):
     x = np.random.default_rng(0).standard_normal((8, 3))
     report = tinycnn.gradcheck(Forgetful(), x, training=True)
     assert not report.ok and report.results[0].max_rel_error > 1e-2
+
+
+def test_gradcheck_leaves_the_four_weights_as_they_were(float64):
+    """A float64 layer is checked in place: the thousands of training forward passes used
+    to move its moving averages. Now all four weights end bit-identical, the check still
+    passes, and it still fails the wrong backward above (which forgets a share of dx)."""
+
+    class Forgetful(BatchNormalization):
+        def _backward(self, dy, input_grad):
+            super()._backward(dy, input_grad)
+            _, inv_sigma, _ = self.cache
+            count = dy.size // dy.shape[-1]
+            return inv_sigma / count * (count * dy - dy.sum(axis=(0, 1, 2)))
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((4, 3, 3, 5)) * 1.5 + 0.5
+    weights = [rng.uniform(0.5, 2.0, 5) for _ in range(4)]
+    for layer, passes in ((BatchNormalization(), True), (Forgetful(), False)):
+        layer.build((3, 3, 5))
+        layer.set_weights(weights)
+        report = tinycnn.gradcheck(layer, x, training=True)
+        assert report.ok is passes, str(report)
+        assert passes or report["x"].max_rel_error > 1e-2
+        for before, after in zip(weights, layer.get_weights(), strict=True):
+            assert np.array_equal(before, after)  # before: moving_mean and _variance moved
 
 
 def test_moving_averages_over_three_steps(float64, backend_name):

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import tinycnn
+from tinycnn import initializers
 from tinycnn.backend import get_array_module
 from tinycnn.gradient_check import kink_pattern
 from tinycnn.layers import Activation, Conv2D, Dense, Flatten, Layer, MaxPooling2D, activations
@@ -330,6 +331,22 @@ def test_add_weight_argument_errors_are_clear():
         build(Twice())
     with pytest.raises(RuntimeError, match=r"works inside build\(self, input_shape\)"):
         Scale().add_weight("w", (2,))
+
+
+def test_add_weight_takes_every_initializer_name_initializers_knows():
+    assert initializers.names() == ["glorot_uniform", "ones", "zeros"]
+    assert initializers.get("ones") is initializers.ones  # beside the others, for Dense too
+
+    class Each(Layer):
+        def build(self, input_shape):
+            for name in initializers.names():
+                self.add_weight(name, (3, 2), initializer=name)
+
+    layer = build(Each(), seed=7)
+    for name in initializers.names():
+        expected = initializers.get(name)((3, 2), np.random.default_rng(7), "float32")
+        np.testing.assert_array_equal(layer.params[name], expected)  # the model's stream
+    np.testing.assert_array_equal(layer.params["ones"], np.ones((3, 2), np.float32))
 
 
 def test_a_callable_initializer_draws_from_the_models_stream():

@@ -17,14 +17,9 @@ fails at once with a message that names the layer. :class:`Layer` says how.
 
 from __future__ import annotations
 
-import copy
-import functools
-import inspect
-import operator
-import warnings
-
-from .. import backend, initializers
+from .. import backend
 from ..initializers import make_rng
+from . import custom
 
 
 class SharedCache:
@@ -34,12 +29,6 @@ class SharedCache:
 
     def backward(self, layer, dy, input_grad: bool):
         raise NotImplementedError
-
-
-class ForwardDone:
-    """Left in ``layer.cache`` by a forward pass of a custom layer that keeps nothing
-    there itself: a fresh object each pass, so that ``backward`` knows a forward ran
-    and a model knows whether it was its own (``Sequential._check_caches``)."""
 
 
 class Layer:
@@ -65,15 +54,8 @@ class Layer:
     call every layer the same way: ``forward(x, training, check_finite)``,
     ``backward(dy, input_grad)`` and ``build(input_shape, rng)``. When a subclass
     defines ``forward``, ``backward`` or ``build`` itself, :meth:`__init_subclass__`
-    wraps each in a method of that form, which does the framework's part and then calls
-    the student's function (``functools.wraps``: ``help`` and the source show yours):
-
-    * forward: check the input (as for a built-in layer), build on first use, call yours,
-      note that a forward ran;
-    * backward: refuse to run before a forward, call yours, check that it returned dL/dx
-      of x's shape and set every trainable weight's gradient, of the weight's shape;
-    * build: check the shape, set ``dtype``, and lend ``add_weight`` the random stream
-      the model passes in (its seeded one: the same seed gives the same weights).
+    wraps each in a method of that form, which does the framework's part (checks, build
+    on first use) and then calls the student's function: ``layers/custom.py`` says how.
 
     The built-in layers leave those three alone and write the internal contract that
     the base versions call: ``_forward(x, training)``, ``_backward(dy, input_grad)``
@@ -102,23 +84,12 @@ class Layer:
     #: True for a class that writes its own build (with add_weight).
     writes_build: bool = False
     _weight_rng = None  # the random stream add_weight draws from, during build only
-    _running = None  # "forward" or "backward" while a custom one runs (see _running)
+    _running = None  # "forward" or "backward" while a custom one runs (custom._running)
 
     def __init_subclass__(cls, **kwargs):
-        """Wrap a subclass's own ``forward``, ``backward`` and ``build`` (see the class doc)."""
+        """Wrap a subclass's own ``forward``, ``backward`` and ``build`` (layers/custom.py)."""
         super().__init_subclass__(**kwargs)
-        for name, wrap in (
-            ("forward", _framework_forward),
-            ("backward", _framework_backward),
-            ("build", _framework_build),
-        ):
-            own = cls.__dict__.get(name)
-            if callable(own) and not getattr(own, "framework_wrapper", False):
-                setattr(cls, name, wrap(own))
-        if "forward" in cls.__dict__:
-            cls.writes_forward = True
-        if "build" in cls.__dict__:
-            cls.writes_build = True
+        custom.wrap_subclass(cls)
 
     def __init__(self, name: str | None = None, input_shape=None):
         self.name = name
@@ -167,9 +138,10 @@ class Layer:
             name: the weight's key in ``params`` and ``grads`` (and in saved files:
                 ``"<layer name>/<name>"``).
             shape: a tuple of positive sizes, e.g. ``(input_shape[-1], units)``.
-            initializer: ``"glorot_uniform"`` (Keras's default for kernels), ``"zeros"``,
-                ``"ones"``, or a function ``(shape, rng, dtype) -> array`` drawing from the
-                NumPy Generator ``rng``: the model's seeded stream.
+            initializer: a name initializers.py knows (``"glorot_uniform"``, Keras's
+                default for kernels; ``"zeros"``; ``"ones"``), or a function ``(shape,
+                rng, dtype) -> array`` drawing from the NumPy Generator ``rng``: the
+                model's seeded stream.
             trainable: ``False`` for a weight the optimizer must leave alone (the layer
                 updates it itself, as BatchNormalization's moving averages): it needs no
                 gradient and ``summary()`` counts it as non-trainable.
@@ -177,39 +149,7 @@ class Layer:
         Returns nothing: read the weight as ``self.params[name]`` where you use it (moving
         the model to another backend replaces the array).
         """
-        if self._weight_rng is None:
-            raise RuntimeError(
-                f"{self._label()}: add_weight({name!r}, ...) works inside build(self, "
-                "input_shape), which the framework calls with the model's random stream "
-                "before the first forward; move the call there."
-            )
-        if not isinstance(name, str) or not name or "/" in name:
-            raise ValueError(
-                f"{self._label()}: add_weight's first argument is the weight's name, a "
-                f"non-empty string without '/' (like 'kernel'); got {name!r}."
-            )
-        if name in self.params:
-            raise ValueError(
-                f"{self._label()}: add_weight: a weight named {name!r} exists already."
-            )
-        shape = _weight_shape(shape, f"{self._label()}: add_weight({name!r}, shape)")
-        if not isinstance(trainable, bool):
-            raise TypeError(
-                f"{self._label()}: add_weight({name!r}): trainable must be True or False, "
-                f"got {trainable!r}."
-            )
-        value = _weight_initializer(initializer, shape, self._label(), name)(
-            shape, self._weight_rng, self.dtype
-        )
-        if tuple(getattr(value, "shape", ())) != shape:
-            raise ValueError(
-                f"{self._label()}: add_weight({name!r}): the initializer returned "
-                f"{type(value).__name__} of shape {getattr(value, 'shape', None)}, not {shape}."
-            )
-        self.params[name] = backend.to_backend(value).astype(self.dtype, copy=False)
-        self.grads[name] = None
-        if not trainable:
-            self.non_trainable.add(name)
+        custom.add_weight(self, name, shape, initializer, trainable)
 
     def param_shapes(self, input_shape) -> dict[str, tuple]:
         """The shape of each parameter ``build(input_shape)`` would create, without creating
@@ -220,7 +160,7 @@ class Layer:
         trusted: the user passed the class to ``load_model``).
         """
         if self.writes_build:
-            layer = self._built_copy(input_shape)
+            layer = custom.built_copy(self, input_shape)
             return {key: tuple(value.shape) for key, value in layer.params.items()}
         if type(self)._create_params is not Layer._create_params:
             raise NotImplementedError(
@@ -239,40 +179,9 @@ class Layer:
             input_shape = tuple(int(d) for d in input_shape)
             known = vars(self).setdefault("_output_shapes", {})  # run once per shape
             if input_shape not in known:
-                known[input_shape] = self._output_shape_by_running(input_shape)
+                known[input_shape] = custom.output_shape_by_running(self, input_shape)
             return known[input_shape]
         return tuple(input_shape)
-
-    def _built_copy(self, input_shape) -> Layer:
-        """This layer if built for ``input_shape``, else a copy built for it."""
-        if self.built and tuple(self.input_shape) == tuple(input_shape):
-            return self
-        layer = copy.deepcopy(self)
-        layer.built, layer.params, layer.grads = False, {}, {}
-        layer.build(input_shape, rng=0)
-        return layer
-
-    def _output_shape_by_running(self, input_shape: tuple) -> tuple:
-        """The output shape of ``forward`` on one sample of zeros (run on a copy of the
-        layer, so that its cache and attributes stay as they are)."""
-        layer = self._built_copy(input_shape)
-        layer = copy.copy(layer) if layer is self else layer
-        weights = list(layer.params.values())
-        xp = backend.get_array_module(weights[0]) if weights else backend.xp()
-        try:
-            with warnings.catch_warnings():  # a log(0) or 0/0 does not matter here
-                warnings.simplefilter("ignore")
-                y = layer.forward(
-                    xp.zeros((1, *input_shape), dtype=layer.dtype), check_finite=False
-                )
-        except Exception as err:
-            raise ValueError(
-                f"{self._label()}: cannot find its output shape: forward() failed on one "
-                f"sample of shape {input_shape} ({type(err).__name__}: {err}). Define "
-                "compute_output_shape(self, input_shape), the output shape without the "
-                "batch axis."
-            ) from err
-        return tuple(int(d) for d in y.shape[1:])
 
     def count_params(self) -> int:
         """The number of scalars in the layer's parameters (0 before it is built)."""
@@ -450,169 +359,3 @@ class Layer:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r}>"
-
-
-# ---- the framework's side of a custom layer (see Layer's docstring) -------------------------------
-def _framework_forward(own):
-    """``forward(x, training, check_finite)`` around a subclass's ``forward(x, training)``."""
-    takes_training = _takes(own, "training")
-
-    @functools.wraps(own)
-    def forward(self, x, training: bool = False, check_finite: bool = True):
-        def call(x):
-            return own(self, x, training=training) if takes_training else own(self, x)
-
-        if self._running == "forward":  # super().forward(x) inside a subclass's forward
-            return call(x)
-        _check_initialised(self)
-        x = self.check_input(x, check_finite)
-        if not self.built:
-            self.build(x.shape[1:])  # which checks the shape of a sample
-        self.cache = None
-        y = _running(self, "forward", lambda: call(x))
-        if self.cache is None:  # the layer keeps its state elsewhere: mark that it ran
-            self.cache = ForwardDone()
-        if not hasattr(y, "shape"):
-            raise TypeError(
-                f"{self._label()}: forward() must return an array, got {type(y).__name__}."
-            )
-        self._forward_input_shape = tuple(x.shape)  # for backward's check of dx
-        return y
-
-    forward.framework_wrapper = True
-    return forward
-
-
-def _framework_backward(own):
-    """``backward(dy, input_grad)`` around a subclass's ``backward(dy)``, which it checks."""
-
-    @functools.wraps(own)
-    def backward(self, dy, input_grad: bool = True):
-        if self._running == "backward":  # super().backward(dy) inside a subclass's backward
-            return own(self, dy)
-        if self.cache is None:
-            raise RuntimeError(
-                f"{self._label()}: backward() called before forward(x, training=True)."
-            )
-        for key in self.grads:  # a gradient backward forgets must not survive from before
-            self.grads[key] = None
-        dx = _running(self, "backward", lambda: own(self, dy))
-        _check_gradients(self, dx)
-        return dx if input_grad else None
-
-    backward.framework_wrapper = True
-    return backward
-
-
-def _framework_build(own):
-    """``build(input_shape, rng)`` around a subclass's ``build(input_shape)``."""
-
-    @functools.wraps(own)
-    def build(self, input_shape, rng=None):
-        _check_initialised(self)
-        if self._weight_rng is not None:  # super().build(...) inside a subclass's build
-            own(self, tuple(int(d) for d in input_shape))
-            return
-        self.params = {}
-        self._build(input_shape, rng, lambda shape, _rng: own(self, shape))
-
-    build.framework_wrapper = True
-    return build
-
-
-def _running(layer, what: str, call):
-    """``call()``, with ``layer._running = what`` meanwhile: a call of the same method
-    from inside (``super().forward(x)``) then goes straight to the parent's code."""
-    layer._running = what
-    try:
-        return call()
-    finally:
-        layer._running = None
-
-
-def _takes(function, argument: str) -> bool:
-    """Whether ``function`` accepts ``argument`` by name (or any keyword)."""
-    parameters = inspect.signature(function).parameters.values()
-    return any(p.name == argument or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
-
-
-def _check_initialised(layer) -> None:
-    if "params" not in vars(layer):
-        raise TypeError(
-            f"{type(layer).__name__}.__init__ must call super().__init__(**kwargs) first: "
-            "the base class sets up params, grads and the name there."
-        )
-
-
-def _check_gradients(layer, dx) -> None:
-    """What a custom backward must have done: dL/dx of the input's shape, and a gradient
-    of the weight's shape for each trainable weight."""
-    label, shape = layer._label(), getattr(layer, "_forward_input_shape", None)
-    if not hasattr(dx, "shape"):
-        raise TypeError(
-            f"{label}: backward(dy) must return dL/dx, an array of the input's shape "
-            f"{shape}; got {type(dx).__name__}."
-        )
-    if shape is not None and tuple(dx.shape) != shape:
-        raise ValueError(
-            f"{label}: backward(dy) returned dL/dx of shape {tuple(dx.shape)}, but the input "
-            f"had shape {shape}: dL/dx has the shape of x."
-        )
-    for key, param in layer.params.items():
-        if key in layer.non_trainable:
-            continue
-        grad = layer.grads.get(key)
-        if grad is None:
-            raise ValueError(
-                f"{label}: backward(dy) did not set self.grads[{key!r}], dL/d{key}, which "
-                "the optimizer needs (for a weight the layer updates itself, use "
-                "add_weight(..., trainable=False))."
-            )
-        if tuple(getattr(grad, "shape", ())) != tuple(param.shape):
-            raise ValueError(
-                f"{label}: self.grads[{key!r}] has shape {tuple(getattr(grad, 'shape', ()))}"
-                f", but the weight has shape {tuple(param.shape)}: a gradient has its "
-                "weight's shape (sum over the batch axis)."
-            )
-
-
-def _weight_shape(shape, what: str) -> tuple:
-    """``shape`` as a tuple of positive ints (an int n means (n,))."""
-    sizes = (shape,) if isinstance(shape, int) and not isinstance(shape, bool) else shape
-    try:
-        if isinstance(sizes, (str, bytes)) or any(isinstance(d, bool) for d in sizes):
-            raise TypeError
-        sizes = tuple(operator.index(d) for d in sizes)
-    except TypeError:
-        raise TypeError(
-            f"{what}: shape must be a tuple of ints, like (3, 4); got {shape!r}."
-        ) from None
-    if not all(d > 0 for d in sizes):
-        raise ValueError(f"{what}: every size must be positive, got {sizes}.")
-    return sizes
-
-
-def _ones(shape, rng, dtype):
-    """All ones (Keras's default for a scale, as BatchNormalization's gamma)."""
-    return backend.xp().ones(shape, dtype=dtype)
-
-
-WEIGHT_INITIALIZERS = ("glorot_uniform", "zeros", "ones")
-
-
-def _weight_initializer(initializer, shape: tuple, label: str, name: str):
-    """The function ``(shape, rng, dtype) -> array`` that ``initializer`` names."""
-    if callable(initializer):
-        return initializer
-    if initializer not in WEIGHT_INITIALIZERS:
-        raise ValueError(
-            f"{label}: add_weight({name!r}): unknown initializer {initializer!r}; expected one "
-            f"of {WEIGHT_INITIALIZERS} or a function (shape, rng, dtype) -> array."
-        )
-    if initializer == "glorot_uniform" and len(shape) < 2:
-        raise ValueError(
-            f"{label}: add_weight({name!r}, {shape}): glorot_uniform needs a shape of rank "
-            "2 or more (fan in, fan out); a vector such as a bias or a scale starts at "
-            "initializer='zeros' or 'ones'."
-        )
-    return _ones if initializer == "ones" else initializers.get(initializer)
