@@ -138,11 +138,12 @@ fig.tight_layout()
 # %% [markdown]
 # Read the curve from the right: large $h$, the truncation term $h^2$ (slope 2; slope 1 for
 # the forward difference) dominates; small $h$, rounding $\varepsilon/h$ (slope -1). The
-# bottom of the U is where they meet. In float32 the whole rounding line sits $10^9$ higher:
-# the best error is about $10^{-5}$ (a median over five weights; single weights do worse) at
-# $h \approx 10^{-3}$, and $h = 10^{-6}$, fine in float64, gives an error near 1; below
-# $10^{-7}$ the step vanishes in float32's rounding ($\theta + h = \theta$) and the estimate is
-# 0. That is why `tinycnn.gradcheck` always checks a **float64 copy** of a float32 layer, and
+# bottom of the U is where they meet. In float32 the whole rounding line sits about
+# $\varepsilon_{32}/\varepsilon_{64} \approx 5 \times 10^8$ times higher: the best error is about
+# $10^{-5}$ (a median over five weights; single weights do worse) at $h \approx 10^{-3}$, and
+# $h = 10^{-6}$, excellent in float64, gives an error of about $10^{-1}$; below about
+# $10^{-7}$ the change of $L$ is lost in float32's rounding of $L$ (and, for steps smaller
+# still, $\theta + h = \theta$): the estimate is 0, a relative error of 1. That is why `tinycnn.gradcheck` always checks a **float64 copy** of a float32 layer, and
 # why a float32 check cannot ask for much better than $10^{-3}$.
 #
 # `tinycnn.gradcheck` uses $h = 10^{-6}$ for a layer and a further trick: it subtracts the two
@@ -197,7 +198,7 @@ print(relu_report)
 # | 0 (tinycnn's measure) | equal within the rounding gradcheck can bound |
 #
 # `tinycnn.gradcheck` passes below `tol = 1e-6`, per element
-# $\max(|a-n| - r, 0)/\max(|a| + |n|,\ 10^{-3} \max|a|)$ with $r$ the rounding bound: the
+# $\max(|a-n| - r, 0)/\max(|a| + |n|,\ 10^{-3} \max|a|,\ 10^{-8})$ with $r$ the rounding bound: the
 # floor keeps a tiny gradient next to large ones from being judged on its own scale. What
 # the built-in layers reach:
 
@@ -337,6 +338,10 @@ assert curves["float64, central"][0] > 1e3 * err64 and curves["float64, central"
 assert err64 < best["float64, forward"][1] / 10
 h32, err32 = best["float32, central"]
 assert err32 > 1e3 * err64 and h32 > h64 and 1e-6 < err32 < 1e-1, best
+# h = 1e-6, gradcheck's step: excellent in float64, useless in float32 (as the text says)
+at_1e6 = np.argmin(np.abs(np.log10(steps) + 6))
+assert curves["float64, central"][at_1e6] < 1e-8 and curves["float32, central"][at_1e6] > 1e-2
+assert curves["float32, central"][0] == 1.0  # h = 1e-12: the float32 estimate is 0
 
 # kinks: the naive estimate is wrong at the element 3e-7 from the kink (0.65, not 1) ...
 np.testing.assert_allclose(naive[0, 0], 0.65, rtol=1e-6)

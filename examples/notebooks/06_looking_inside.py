@@ -219,7 +219,9 @@ print(
 # forward pass per position, and it measures something closer to "what if" than a
 # gradient does. What "hidden" means matters: Fashion-MNIST's background is black (0), so
 # we hide with black (`fill=0`), which removes what was there and leaves the background
-# unchanged (the map is 0 there). A grey square, the usual choice for photographs, would
+# unchanged: a square over background only changes nothing (its drop is 0), so a
+# background pixel's value comes only from squares that also reach the coat (the faint
+# colour beside the sleeves). A grey square, the usual choice for photographs, would
 # *add* a grey patch to the black background, a shape the network never saw in training,
 # and the map would light up in the empty corners too.
 

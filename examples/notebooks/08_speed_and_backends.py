@@ -335,8 +335,10 @@ for name, s in seconds.items():
 # the unfolded input twice more and writes its gradient, and at larger batches; and
 # Winograd, with 16 multiplications instead of 36, is the fastest CPU path for this
 # layer (forward + backward about 0.6x the time of im2col; a training step of the seed
-# network about 0.77x). Single timings on a shared machine swing by 30% or more:
-# compare ratios, not milliseconds. On a GPU the whole batch is one launch of a few
+# network about 0.77x). Single timings on a shared machine swing by 30% or more, and
+# the blocked paths, which use every core, suffer most when another program is busy: if
+# your blocked im2col bar stands above the reference's in the forward + backward plot,
+# that is what happened (run the two cells again). Compare ratios, not milliseconds. On a GPU the whole batch is one launch of a few
 # kernels, and a batch this small mostly measures the launch overhead.
 #
 # ## What im2col costs in memory

@@ -1,11 +1,14 @@
 """A Conv2D layer's kernels as pictures: what pattern each filter responds to.
 
 The kernel is ``(kh, kw, C, F)``: F filters, each ``kh x kw`` over C input channels.
-A tile shows one filter: its single channel for a first layer on grey images, else
-its channels averaged (a first-layer RGB filter's mean over R, G, B; a deeper
-filter's mean over the previous layer's F channels, a rough summary). Weights are
-signed: blue negative, red positive, white 0. On the shared scale a faint tile is a
-weak filter; on a per-tile scale each tile's own pattern is easiest to see.
+A tile shows one filter: its single channel for a first layer on grey images (signed
+weights: blue negative, red positive, white 0); its three channels as a colour for a
+first layer on RGB images (each weight mapped to 0.5 + w / (2 limit): grey is 0, a
+red tint means the filter likes red there, cyan that it dislikes red, and so on); and
+for any other channel count the channels' mean (a deeper filter's mean over the
+previous layer's channels: a rough summary) on the blue-white-red scale. On the
+shared scale a faint tile is a weak filter; on a per-tile scale each tile's own
+pattern is easiest to see.
 """
 
 from __future__ import annotations
@@ -28,8 +31,9 @@ def show_filters(layer, scale="shared", ncols=None, max_filters=None):
 
     Returns:
         The Figure; ``fig.tinycnn_data`` holds ``"tiles"`` ``(F, kh, kw)`` (what each tile
-        shows), ``"limits"`` ``(F,)`` (each tile's colour scale: ``vmin = -limit``) and
-        ``"scale"``.
+        shows; ``(F, kh, kw, 3)``, the weights themselves, for 3 input channels),
+        ``"limits"`` ``(F,)`` (each tile's colour scale: ``vmin = -limit``, or the weight
+        drawn as 0 or 1 for RGB) and ``"scale"``.
     """
     if not isinstance(layer, Conv2D):
         raise TypeError(
@@ -44,7 +48,12 @@ def show_filters(layer, scale="shared", ncols=None, max_filters=None):
     if scale not in SCALES:
         raise ValueError(f"show_filters: scale must be one of {SCALES}, got {scale!r}.")
     kernel = as_numpy(layer.params["kernel"], "show_filters")  # (kh, kw, C, F)
-    tiles = kernel.mean(axis=2).transpose(2, 0, 1)  # (F, kh, kw); C = 1: the channel itself
+    channels = kernel.shape[2]
+    rgb = channels == 3  # a first layer on colour images: draw the filter in colour
+    if rgb:
+        tiles = kernel.transpose(3, 0, 1, 2)  # (F, kh, kw, 3)
+    else:
+        tiles = kernel.mean(axis=2).transpose(2, 0, 1)  # (F, kh, kw); C = 1: the channel
     if max_filters is not None:
         tiles = tiles[:max_filters]
     if scale == "shared":
@@ -54,17 +63,24 @@ def show_filters(layer, scale="shared", ncols=None, max_filters=None):
 
     fig, axes = tile_grid(len(tiles), ncols, tile_inches=0.7, extra_height=0.6, min_width=4.5)
     for k, (ax, tile, limit) in enumerate(zip(axes, tiles, limits, strict=True)):
-        ax.imshow(tile, cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
+        if rgb:  # 0 -> grey 0.5, +-limit -> 1 or 0 in that colour channel
+            ax.imshow(0.5 + tile / (2 * limit), interpolation="nearest")
+        else:
+            ax.imshow(tile, cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
         ax.set_title(str(k), fontsize=6, pad=2)
-    channels = kernel.shape[2]
-    what = "the single input channel" if channels == 1 else f"mean of {channels} input channels"
+    if channels == 1:
+        what, colours = "the single input channel", "blue < 0 < red"
+    elif rgb:
+        what, colours = "3 input channels as RGB", "grey = 0, colour = sign per channel"
+    else:
+        what, colours = f"mean of {channels} input channels", "blue < 0 < red"
     if scale == "shared":
         how = f"shared scale ±{limits[0]:.3g}"
     else:
         how = "per-tile scale (each tile: ±its max |w|)"
     fig.suptitle(
         f"{layer.name}: {len(tiles)} filters {kernel.shape[0]}x{kernel.shape[1]} ({what})\n"
-        f"blue < 0 < red, {how}",
+        f"{colours}, {how}",
         fontsize=9,
     )
     fig.tinycnn_data = {"tiles": tiles, "limits": limits, "scale": scale}

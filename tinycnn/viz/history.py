@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy
+from matplotlib.ticker import MaxNLocator
 
 from ..callbacks import History
 
@@ -61,7 +62,9 @@ def plot_history(history):
     for ax, metric in zip(axes[1] if rows == 2 else [], metrics, strict=False):
         if metric in step_metrics:
             values = per_step[metric]
-            ax.plot(steps[: len(values)], values, "-", linewidth=0.8, label="training batch")
+            style = ".-" if len(values) <= 50 else "-"  # a few steps: show each one
+            ax.plot(steps[: len(values)], values, style, linewidth=0.8, label="training batch")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no step 1.5
             ax.set(title=f"{metric} per step (one batch each)", xlabel="step", ylabel=metric)
             ax.grid(alpha=0.3)
             ax.legend()

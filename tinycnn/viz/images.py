@@ -40,6 +40,7 @@ def show_images(
         raise ValueError("show_images: there are no images to show.")
     labels = _per_image(labels, n, "labels", len(every))
     predictions = _per_image(predictions, n, "predictions", len(every))
+    _check_names(class_names, labels, predictions)
     scores = None if scores is None else as_numpy(scores, "show_images: scores")[:n]
     wrong = (
         predictions != labels
@@ -65,6 +66,8 @@ def show_images(
             for spine in ax.spines.values():
                 spine.set_color(WRONG)
                 spine.set_linewidth(2.5)
+    if n < len(every):  # say so: a grid of 64 must not pass for the whole set
+        fig.suptitle(f"the first {n} of {len(every)} images (max_images={max_images})", fontsize=9)
     fig.tinycnn_data = {
         "images": images,
         "labels": labels,
@@ -77,6 +80,12 @@ def show_images(
 
 def _as_images(x) -> numpy.ndarray:
     images = as_numpy(x, "show_images: x")
+    if images.ndim == 3 and images.shape[-1] in (1, 3) and images.shape[-2] > 3:
+        # (H, W, 1) or (H, W, 3) is one image, not H images one or three pixels wide
+        raise ValueError(
+            f"show_images: got shape {images.shape}, which looks like one image (H, W, C); "
+            "show_images takes a batch (N, H, W, C): pass x[None]."
+        )
     if images.ndim == 3:  # (N, H, W): grey images without a channel axis
         images = images[..., None]
     if images.ndim != 4 or images.shape[-1] not in (1, 3):
@@ -94,6 +103,19 @@ def _per_image(values, n: int, what: str, total: int):
     if len(indices) != total:
         raise ValueError(f"show_images: {what} has {len(indices)} entries for {total} images.")
     return indices[:n]
+
+
+def _check_names(class_names, labels, predictions) -> None:
+    """Every class shown must have a name: a short list would silently print indices."""
+    if class_names is None:
+        return
+    shown = [v for v in (labels, predictions) if v is not None and len(v)]
+    largest = max((int(v.max()) for v in shown), default=-1)
+    if largest >= len(class_names):
+        raise ValueError(
+            f"show_images: class {largest} appears but only {len(class_names)} class_names "
+            f"were given; pass one name per class (class_names[k] is class k's name)."
+        )
 
 
 def _title(k, labels, predictions, class_names, scores) -> str:

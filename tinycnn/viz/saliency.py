@@ -65,6 +65,11 @@ def show_saliency(model, image, label, method="gradient", class_names=None, **op
     check_class(klass, model, "show_saliency")
     values = saliency_map(model, x, klass, method, **options)
     probs = probabilities(model, x)[0]
+    if class_names is not None and len(class_names) != len(probs):
+        raise ValueError(
+            f"show_saliency: {len(class_names)} class_names for a model with {len(probs)} "
+            "classes; pass one name per class."
+        )
     name = class_label(klass, class_names)
     predicted = int(probs.argmax())
 
