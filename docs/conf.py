@@ -24,7 +24,6 @@ show the LaTeX source without it.
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import shutil
 import sys
@@ -36,9 +35,10 @@ import nbformat
 DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
 sys.path.insert(0, str(ROOT))  # the tinycnn of this checkout, for autodoc
-sys.path.insert(0, str(ROOT / "tools"))  # run_notebooks
+sys.path.insert(0, str(ROOT / "tools"))  # run_notebooks, public_api
 
 import run_notebooks  # noqa: E402 (tools/run_notebooks.py)
+from public_api import page_modules, public_names  # noqa: E402 (tools/public_api.py)
 
 import tinycnn  # noqa: E402
 
@@ -126,50 +126,9 @@ def copy_notebooks() -> None:
 
 
 # ---- the API reference: one page per public module -----------------------------------------
-# Pages in this order; a name is documented in full on the first page whose module its
-# object comes from (its canonical home) and cross-referenced elsewhere.
-API_MODULES = [
-    "tinycnn.layers",
-    "tinycnn.models",
-    "tinycnn.losses",
-    "tinycnn.optimizers",
-    "tinycnn.training",
-    "tinycnn.callbacks",
-    "tinycnn.metrics",
-    "tinycnn.preprocessing",
-    "tinycnn.datasets",
-    "tinycnn.initializers",
-    "tinycnn.backend",
-    "tinycnn.kernels",
-    "tinycnn.viz",  # when it exists
-    "tinycnn.exercises",  # when it exists
-    "tinycnn",
-]
-
-
-def public_names(module: types.ModuleType) -> list[str]:
-    """``module.__all__``, or else its own public functions and classes (not imported ones)."""
-    if hasattr(module, "__all__"):
-        return list(module.__all__)
-    return [
-        name
-        for name, obj in vars(module).items()
-        if not name.startswith("_")
-        and (inspect.isfunction(obj) or inspect.isclass(obj))
-        and obj.__module__ == module.__name__
-    ]
-
-
-def api_modules() -> list[types.ModuleType]:
-    """The modules of :data:`API_MODULES` that import (viz needs matplotlib)."""
-    modules = []
-    for name in API_MODULES:
-        try:
-            modules.append(importlib.import_module(name))
-        except ModuleNotFoundError as error:
-            if error.name != name:  # the module is there but a dependency is missing
-                raise
-    return modules
+# Pages in the order of tools/public_api.PAGE_MODULES (the enumeration the tests share); a
+# name is documented in full on the first page whose module its object comes from (its
+# canonical home) and cross-referenced elsewhere.
 
 
 def _listed_as(obj, module) -> str | None:
@@ -211,7 +170,7 @@ def _entry(module, name: str, modules) -> str:
 def write_api_pages() -> None:
     target = DOCS / "api" / "generated"
     target.mkdir(parents=True, exist_ok=True)
-    modules = api_modules()
+    modules = page_modules()
     pages = {f"{m.__name__}.rst" for m in modules}
     for stale in target.glob("*.rst"):
         if stale.name not in pages:
@@ -255,8 +214,18 @@ def drop_missing_pages(app, docname, source) -> None:
     source[0] = "".join(kept)
 
 
+def order_api_pages(app, docname, source) -> None:
+    """api/index lists ``generated/*``: put its pages in the order of PAGE_MODULES (the
+    layers first, ``tinycnn`` last) rather than the glob's alphabetical one (source-read)."""
+    if docname != "api/index":
+        return
+    ordered = "\n".join(f"generated/{m.__name__}" for m in page_modules())
+    source[0] = source[0].replace(":glob:\n\ngenerated/*", ordered)
+
+
 def setup(app):
     app.connect("source-read", drop_missing_pages)
+    app.connect("source-read", order_api_pages)
 
 
 copy_notebooks()

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))  # run_notebooks (myst-nb brings nbclient along)
 
 import run_notebooks  # noqa: E402
-from test_docstrings import public_modules, public_names  # noqa: E402
+from public_api import public_modules, public_names  # noqa: E402 (tools/public_api.py)
 
 from tinycnn.kernels import reference  # noqa: E402
 from tinycnn.layers import dense  # noqa: E402

@@ -9,48 +9,17 @@ properties (a docstring inherited from a base class counts, as in Keras's refere
 
 from __future__ import annotations
 
-import importlib
 import inspect
+import re
+import sys
 import types
+from pathlib import Path
 
 import tinycnn
 
-# tinycnn.viz needs matplotlib only when a picture is drawn; both import without extras.
-EXTRA_MODULES = ["tinycnn.viz", "tinycnn.exercises"]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))  # public_api
 
-
-def public_names(module: types.ModuleType) -> list[str]:
-    """``__all__``, or the module's own public functions and classes (as docs/conf.py)."""
-    if hasattr(module, "__all__"):
-        return list(module.__all__)
-    return [
-        name
-        for name, obj in vars(module).items()
-        if not name.startswith("_")
-        and (inspect.isfunction(obj) or inspect.isclass(obj))
-        and obj.__module__ == module.__name__
-    ]
-
-
-def public_modules() -> list[types.ModuleType]:
-    """tinycnn, the modules in its ``__all__``, their public submodules, viz and exercises."""
-    modules = [tinycnn]
-    for name in tinycnn.__all__:
-        obj = getattr(tinycnn, name)
-        if isinstance(obj, types.ModuleType):
-            modules.append(obj)
-    for name in EXTRA_MODULES:
-        try:
-            modules.append(importlib.import_module(name))
-        except ModuleNotFoundError as error:
-            if error.name != name:  # the module exists but fails to import: a real error
-                raise
-    for module in list(modules):  # modules listed in an __all__ (datasets.fashion_mnist ...)
-        for name in public_names(module):
-            obj = getattr(module, name)
-            if isinstance(obj, types.ModuleType) and obj not in modules:
-                modules.append(obj)
-    return modules
+from public_api import public_modules, public_names  # noqa: E402 (tools/public_api.py)
 
 
 def _members(cls) -> list[tuple[str, type]]:
@@ -137,3 +106,16 @@ def test_a_missing_docstring_is_reported(monkeypatch):
     monkeypatch.setattr(tinycnn.layers, "Undocumented", undocumented, raising=False)
     monkeypatch.setattr(tinycnn.layers, "__all__", [*tinycnn.layers.__all__, "Undocumented"])
     assert "tinycnn.layers.Undocumented" in missing_docstrings()
+
+
+def test_no_test_module_imports_another():
+    # shared helpers live in tools/ (public_api) or in non-test modules; a test module
+    # imported by another would run its tests twice and couple the two files
+    tests = Path(__file__).resolve().parent
+    pattern = re.compile(r"^\s*(from|import)\s+(tests\.)?test_\w+", re.M)
+    offenders = [
+        str(path.relative_to(tests))
+        for path in sorted(tests.rglob("*.py"))
+        if pattern.search(path.read_text(encoding="utf-8"))
+    ]
+    assert not offenders, f"these files import a test module: {offenders}"

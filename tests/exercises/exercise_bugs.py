@@ -83,6 +83,17 @@ def im2col_size_off_by_one(x, kh, kw, stride):
     return np.array(rows).reshape(n * ho * wo, kh * kw * c)
 
 
+@bug("check_im2col", "right only for square windows: kh used for the width too")
+def im2col_square_windows_only(x, kh, kw, stride):
+    n, h, w, c = x.shape
+    ho, wo = (h - kh) // stride + 1, (w - kh) // stride + 1
+    rows = [
+        x[b, oh * stride : oh * stride + kh, ow * stride : ow * stride + kh, :].reshape(-1)
+        for b, oh, ow in _windows(n, ho, wo)
+    ]
+    return np.array(rows)
+
+
 # ---- conv2d forward -----------------------------------------------------------------------
 @bug("check_conv2d_forward", "kernel flipped: a true convolution, not Keras's cross-correlation")
 def conv_forward_flipped_kernel(x, kernel, bias, stride, padding):
@@ -123,10 +134,18 @@ def conv_forward_no_bias(x, kernel, bias, stride, padding):
     return good.conv2d_forward(x, kernel, np.zeros_like(bias), stride, padding)
 
 
+@bug("check_conv2d_forward", "H and W swapped: the image transposed to reuse code, the kernel not")
+def conv_forward_transposed_hw(x, kernel, bias, stride, padding):
+    y = good.conv2d_forward(x.transpose(0, 2, 1, 3), kernel, bias, stride, padding)
+    return y.transpose(0, 2, 1, 3)
+
+
 # ---- conv2d backward ----------------------------------------------------------------------
-def _conv_backward(x, kernel, dy, stride, padding, col2im=good.col2im, crop=True, pad_x=True):
+def _conv_backward(
+    x, kernel, dy, stride, padding, col2im=good.col2im, crop=True, pad_x=True, pad_for=good.pad_for
+):
     kh, kw, _, f = kernel.shape
-    xp, ((top, bottom), (left, right)) = good.pad_for(x, kh, kw, stride, padding)
+    xp, ((top, bottom), (left, right)) = pad_for(x, kh, kw, stride, padding)
     d = dy.reshape(-1, f)
     dkernel = (good.im2col(xp if pad_x else x, kh, kw, stride).T @ d).reshape(kernel.shape)
     dxp = col2im(d @ kernel.reshape(-1, f).T, xp.shape, kh, kw, stride)
@@ -193,6 +212,22 @@ def conv_backward_dx_flipped(x, kernel, dy, stride, padding):
     dx, _, _ = good.conv2d_backward(x, kernel[::-1, ::-1], dy, stride, padding)
     _, dkernel, dbias = good.conv2d_backward(x, kernel, dy, stride, padding)
     return dx, dkernel, dbias
+
+
+def _pad_extra_pixel_first(x, kh, kw, stride, padding):
+    """good.pad_for with each (before, after) unpacked the wrong way round."""
+    if padding == "valid":
+        return x, ((0, 0), (0, 0))
+    (bottom, top), (right, left) = (
+        good.same_padding(x.shape[1], kh, stride),
+        good.same_padding(x.shape[2], kw, stride),
+    )
+    return np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0))), ((top, bottom), (left, right))
+
+
+@bug("check_conv2d_backward", "'same' padding's extra pixel first in backward (forward right)")
+def conv_backward_same_extra_pixel_first(x, kernel, dy, stride, padding):
+    return _conv_backward(x, kernel, dy, stride, padding, pad_for=_pad_extra_pixel_first)
 
 
 # ---- max-pooling --------------------------------------------------------------------------
@@ -274,6 +309,20 @@ def maxpool_backward_average(x, dy, pool_size, stride):
     return _maxpool_backward(x, dy, pool_size, stride, route)
 
 
+@bug("check_maxpool_backward", "stride forgotten for the columns only (window left = ow)")
+def maxpool_backward_column_stride_forgotten(x, dy, pool_size, stride):
+    n, _, _, c = x.shape
+    _, ho, wo, _ = dy.shape
+    dx = np.zeros_like(x)
+    for b, oh, ow in _windows(n, ho, wo):
+        for ch in range(c):
+            top, left = oh * stride, ow
+            win = x[b, top : top + pool_size, left : left + pool_size, ch]
+            i, j = np.unravel_index(np.argmax(win), win.shape)
+            dx[b, top + i, left + j, ch] += dy[b, oh, ow, ch]
+    return dx
+
+
 # ---- dense --------------------------------------------------------------------------------
 @bug("check_dense_backward", "bias gradient averaged over the batch instead of summed")
 def dense_backward_dbias_mean(x, kernel, dy):
@@ -293,6 +342,12 @@ def dense_backward_dx_no_transpose(x, kernel, dy):
 @bug("check_dense_backward", "dkernel = dy.T @ x: transposed")
 def dense_backward_dkernel_transposed(x, kernel, dy):
     return dy @ kernel.T, dy.T @ x, dy.sum(axis=0)
+
+
+@bug("check_dense_backward", "dx returned as float32 (to save memory)")
+def dense_backward_dx_float32(x, kernel, dy):
+    dx, dkernel, dbias = good.dense_backward(x, kernel, dy)
+    return dx.astype(np.float32), dkernel, dbias
 
 
 # ---- softmax cross-entropy ----------------------------------------------------------------
@@ -347,6 +402,20 @@ def softmax_wrong_axis(logits, labels):
     loss = -np.log(p[np.arange(n), labels]).mean()
     p[np.arange(n), labels] -= 1
     return loss, p / n
+
+
+@bug("check_softmax_cross_entropy", "loss as the entropy -sum(p log p), the labels unused")
+def softmax_entropy_loss(logits, labels):
+    _, dlogits = good.softmax_cross_entropy(logits, labels)
+    log_p = good.log_softmax(logits)
+    return -(np.exp(log_p) * log_p).sum(axis=1).mean(), dlogits
+
+
+@bug("check_softmax_cross_entropy", "loss at the predicted class (argmax), not the label")
+def softmax_loss_at_prediction(logits, labels):
+    _, dlogits = good.softmax_cross_entropy(logits, labels)
+    log_p = good.log_softmax(logits)
+    return -log_p[np.arange(len(labels)), logits.argmax(axis=1)].mean(), dlogits
 
 
 # ---- Adam ---------------------------------------------------------------------------------

@@ -80,7 +80,7 @@ report = check_im2col(im2col)
 display(report)
 
 # %%
-assert report.ok
+assert report.ok, report.headline()  # stops "Run All" at the first function to fix
 
 # %% [markdown]
 # ## 2. The forward pass, with 'valid' or 'same' padding
@@ -129,7 +129,7 @@ report = check_conv2d_forward(conv2d_forward)
 display(report)
 
 # %%
-assert report.ok
+assert report.ok, report.headline()  # stops "Run All" at the first function to fix
 
 # %% [markdown]
 # ## 3. The backward pass
@@ -182,4 +182,4 @@ report = check_conv2d_backward(conv2d_backward)
 display(report)
 
 # %%
-assert report.ok
+assert report.ok, report.headline()  # stops "Run All" at the first function to fix

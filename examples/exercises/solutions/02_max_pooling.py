@@ -60,7 +60,7 @@ report = check_maxpool_forward(maxpool_forward)
 display(report)
 
 # %%
-assert report.ok
+assert report.ok, report.headline()  # stops "Run All" at the first function to fix
 
 # %% [markdown]
 # ## 2. Backward: each gradient to the winner of its window
@@ -100,4 +100,4 @@ report = check_maxpool_backward(maxpool_backward)
 display(report)
 
 # %%
-assert report.ok
+assert report.ok, report.headline()  # stops "Run All" at the first function to fix

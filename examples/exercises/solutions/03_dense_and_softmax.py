@@ -56,7 +56,7 @@ report = check_dense_backward(dense_backward)
 display(report)
 
 # %%
-assert report.ok
+assert report.ok, report.headline()  # stops "Run All" at the first function to fix
 
 # %% [markdown]
 # ## 2. Softmax cross-entropy
@@ -92,4 +92,4 @@ report = check_softmax_cross_entropy(softmax_cross_entropy)
 display(report)
 
 # %%
-assert report.ok
+assert report.ok, report.headline()  # stops "Run All" at the first function to fix

@@ -59,4 +59,4 @@ report = check_adam_step(adam_step)
 display(report)
 
 # %%
-assert report.ok
+assert report.ok, report.headline()  # stops "Run All" at the first function to fix
