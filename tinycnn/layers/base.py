@@ -91,6 +91,13 @@ class Layer:
         super().__init_subclass__(**kwargs)
         custom.wrap_subclass(cls)
 
+    def __new__(cls, *args, **kwargs):
+        """Note the constructor's arguments of a layer of one's own, for
+        :meth:`get_config` (as Keras 3 does): ``Scale(0.5)`` saves ``factor=0.5``."""
+        layer = super().__new__(cls)
+        layer._init_arguments = custom.init_arguments(cls, args, kwargs)
+        return layer
+
     def __init__(self, name: str | None = None, input_shape=None):
         self.name = name
         self.input_shape = tuple(input_shape) if input_shape is not None else None
@@ -297,8 +304,14 @@ class Layer:
 
     # ---- configuration (for saving) -------------------------------------------------
     def get_config(self) -> dict:
-        """The constructor arguments, as JSON-friendly values."""
-        return {"name": self.name, "trainable": self.trainable}
+        """The constructor arguments, as JSON-friendly values.
+
+        For a layer of your own, those its ``__init__`` was called with (plain values:
+        numbers, strings, lists...) are included, so that a layer that stores an
+        argument, say ``self.alpha = alpha``, needs no ``get_config`` of its own.
+        """
+        captured = vars(self).get("_init_arguments") or {}
+        return {**captured, "name": self.name, "trainable": self.trainable}
 
     # ---- checks -----------------------------------------------------------------------
     def _label(self) -> str:

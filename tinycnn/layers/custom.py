@@ -80,7 +80,7 @@ def _framework_forward(own):
         if not self.built:
             self.build(x.shape[1:])  # which checks the shape of a sample
         self.cache = None
-        y = _running(self, "forward", lambda: call(x))
+        y = _running(self, "forward", lambda: call(_read_only(x)))
         if self.cache is None:  # the layer keeps its state elsewhere: mark that it ran
             self.cache = ForwardDone()
         if not hasattr(y, "shape"):
@@ -88,7 +88,7 @@ def _framework_forward(own):
                 f"{self._label()}: forward() must return an array, got {type(y).__name__}."
             )
         self._forward_input_shape = tuple(x.shape)  # for backward's check of dx
-        return y
+        return _writeable(_like(self, y, x, "forward() returned y"), x)
 
     forward.framework_wrapper = True
     return forward
@@ -109,7 +109,10 @@ def _framework_backward(own):
             self.grads[key] = None
         dx = _running(self, "backward", lambda: own(self, dy))
         _check_gradients(self, dx)
-        return dx if input_grad else None
+        for key, grad in self.grads.items():
+            if grad is not None:
+                self.grads[key] = _like(self, grad, self.params[key], f"self.grads[{key!r}]")
+        return _like(self, dx, dy, "backward(dy) returned dL/dx") if input_grad else None
 
     backward.framework_wrapper = True
     return backward
@@ -137,8 +140,60 @@ def _running(layer, what: str, call):
     layer._running = what
     try:
         return call()
+    except ValueError as err:
+        if "read-only" not in str(err):
+            raise
+        raise ValueError(
+            f"{layer._label()}: {what}() writes into its input x, or into an array kept "
+            f"from it ({err}). x belongs to the caller and to the layer before, whose "
+            "backward reads it: compute a new array instead (y = xp.where(x > 0, x, 0), "
+            "or y = x.copy() and change y)."
+        ) from err
     finally:
         layer._running = None
+
+
+def _read_only(x):
+    """A read-only view of a NumPy x, for a custom forward: one that changes its input
+    in place (``x[x < 0] = 0``) would change the caller's data and the cache of the layer
+    before, silently; NumPy then raises, and :func:`_running` says why. (CuPy arrays
+    have no such flag.)"""
+    if not backend.is_numpy(x):
+        return x
+    view = x.view()
+    view.flags.writeable = False
+    return view
+
+
+def _writeable(y, x):
+    """y as the caller may use it: a forward that returns x itself, or a reshape of
+    it, returns the read-only view of :func:`_read_only`; if x was writeable, so is a
+    view of y (a read-only x, ``numpy.broadcast_to``'s say, stays read-only)."""
+    if backend.is_numpy(y) and not y.flags.writeable and backend.is_numpy(x):
+        if x.flags.writeable and backend.get_array_module(x).may_share_memory(y, x):
+            y = y.view()
+            y.flags.writeable = True
+    return y
+
+
+def _like(layer, array, reference, what: str):
+    """``array`` checked against ``reference`` (the input, dy or the weight): on its
+    backend and in its float type. A float of another precision is cast: NumPy makes
+    float64 out of ``float32 * float64``, and a float64 dL/dx would reach the float32
+    kernels of the layer before (a built-in layer casts its input the same way)."""
+    where, expected = backend.backend_of(array), backend.backend_of(reference)
+    if where != expected:
+        raise TypeError(
+            f"{layer._label()}: {what} is a {where!r} array, but the layer computes on "
+            f"{expected!r}: write xp = get_array_module(x) and use xp.* (NumPy or CuPy "
+            "alike), not numpy directly."
+        )
+    if array.dtype.kind != "f":
+        raise TypeError(
+            f"{layer._label()}: {what} has dtype {array.dtype}; it must be a float array "
+            f"({reference.dtype}): a comparison such as x > 0 is a mask, multiply by it."
+        )
+    return array if array.dtype == reference.dtype else array.astype(reference.dtype)
 
 
 def _takes(function, argument: str) -> bool:
@@ -260,6 +315,47 @@ def _weight_initializer(initializer, shape: tuple, label: str, name: str):
             "initializer='zeros' or 'ones'."
         )
     return initializers.get(initializer)
+
+
+# ---- the constructor's arguments, for get_config -----------------------------------------------------
+SAVED_BY_THE_BASE = ("self", "name", "input_shape", "trainable")
+
+
+def init_arguments(cls, args, kwargs) -> dict:
+    """The named arguments ``cls(*args, **kwargs)`` passes to a custom ``__init__``,
+    defaults included, that are plain values (JSON): what ``get_config`` must return so
+    that ``load_model`` can call ``cls(**config)``. Empty for the built-in layers (their
+    ``get_config`` says it all) and when the call does not fit the signature (then
+    ``__init__`` itself raises)."""
+    if cls.__module__.startswith("tinycnn.") or cls.__init__ is object.__init__:
+        return {}
+    signature = inspect.signature(cls.__init__)
+    try:
+        bound = signature.bind(None, *args, **kwargs)
+    except TypeError:
+        return {}
+    bound.apply_defaults()
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return {
+        name: value
+        for name, value in bound.arguments.items()
+        if signature.parameters[name].kind in kinds
+        and name not in SAVED_BY_THE_BASE
+        and _plain(value)
+    }
+
+
+def _plain(value) -> bool:
+    """A value JSON writes and reads back as it was (a tuple comes back as a list)."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return True
+    if isinstance(value, float):
+        return value == value and abs(value) != float("inf")
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    return False
 
 
 # ---- shapes found by running the layer ------------------------------------------------------------
