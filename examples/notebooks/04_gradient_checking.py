@@ -277,7 +277,7 @@ print(good_report)
 
 # %% [markdown]
 # And inside a model, end to end with softmax cross-entropy (the check then uses $h =
-# 10^{-4}$ on the loss, a single number):
+# 10^{-5}$ on the loss, a single number):
 
 # %%
 model = tinycnn.Sequential(

@@ -16,7 +16,7 @@ from ..backend import get_array_module
 from .base import Layer
 
 ACTIVATIONS = (None, "linear", "relu", "sigmoid", "tanh", "softmax", "leaky_relu")
-LEAKY_RELU_SLOPE = 0.2  # Keras' default for LeakyReLU
+LEAKY_RELU_SLOPE = 0.2  # Keras's default for activation="leaky_relu" (its LeakyReLU layer: 0.3)
 
 
 def check_activation(activation, layer_type: str) -> str | None:
