@@ -8,7 +8,9 @@
 Nothing is converted: tinycnn keeps Keras's layouts. A Conv2D kernel is ``(kh, kw, C, F)``
 and a Dense kernel ``(inputs, units)`` in both; images are channels-last in both, so
 Flatten puts the features in the same (row, column, channel) order and the first Dense
-kernel's rows line up. Each layer's arrays come in the same order: kernel, then bias.
+kernel's rows line up. Each layer's arrays come in the same order: kernel, then bias;
+BatchNormalization's gamma, beta, moving_mean, moving_variance (the moving averages too:
+they are weights of the model, which inference needs).
 
 Both formats are HDF5 files (read and written with h5py). **Keras 3** ``.weights.h5``::
 

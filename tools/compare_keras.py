@@ -45,7 +45,8 @@ except ImportError:
 
 
 def keras_seed_network():
-    """The seed's network, as its notebook builds it."""
+    """The seed's network, as its notebook builds it (tests/test_keras_weights.py builds
+    its Keras network with this function too)."""
     return keras.Sequential(
         [
             keras.Input((28, 28, 1)),

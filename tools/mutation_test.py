@@ -19,7 +19,7 @@ Score = killed / (total - equivalent). Mutants that cannot change behaviour
 runs them, to check that they do survive).
 
 How it runs: the working tree (tinycnn/, tests/, examples/, benchmarks/, docs/,
-pyproject.toml, README.md) is copied once to a temporary folder (one copy per job).
+tools/, pyproject.toml, README.md) is copied once to a temporary folder (one copy per job).
 A baseline run of all the test files involved, unmutated, compiles numba's cache
 in the copy and finds tests that already fail; those are deselected (and listed)
 so that they cannot "kill" every mutant. Then, one mutant at a time:
@@ -62,7 +62,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 #: What is copied to the scratch tree (tests read examples/, benchmarks/ and docs/ too).
-COPIED = ("tinycnn", "tests", "examples", "benchmarks", "docs", "pyproject.toml", "README.md")
+COPIED = (
+    "tinycnn",
+    "tests",
+    "examples",
+    "benchmarks",
+    "docs",
+    "tools",  # tests run tools/compare_keras.py's Keras network, the notebook runner
+    "pyproject.toml",
+    "README.md",
+)
 
 # Test files per source file, most specific (and fastest to fail) first: pytest -x
 # stops at the first failure, so a killed mutant rarely runs more than one file.
@@ -200,6 +209,41 @@ TESTS: dict[str, tuple[str, ...]] = {
         "tests/datasets/test_fashion_mnist.py",
         "tests/test_integration_fashion_mnist.py",
     ),
+    "tinycnn/layers/batch_normalization.py": (
+        "tests/layers/test_batch_normalization.py",
+        "tests/test_mutation_gaps.py",
+        "tests/test_torch_batchnorm.py",
+        "tests/test_gradient_check.py",
+    ),
+    "tinycnn/layers/custom.py": (
+        "tests/layers/test_custom_layers.py",
+        "tests/test_mutation_gaps.py",
+    ),
+    "tinycnn/layers/base.py": (
+        "tests/layers/test_custom_layers.py",
+        "tests/layers/test_batch_normalization.py",
+        "tests/models/test_trainable.py",
+        "tests/test_mutation_gaps.py",
+    ),
+    "tinycnn/keras_weights.py": ("tests/test_keras_weights.py", "tests/test_mutation_gaps.py"),
+    "tinycnn/gradient_check.py": (
+        "tests/test_gradient_check.py",
+        "tests/layers/test_batch_normalization.py",
+        "tests/layers/test_custom_layers.py",
+        "tests/test_mutation_gaps.py",
+    ),
+    "tinycnn/viz/gradcam.py": ("tests/viz/test_viz_saliency.py", "tests/test_mutation_gaps.py"),
+    "tinycnn/viz/occlusion.py": ("tests/viz/test_viz_saliency.py", "tests/test_mutation_gaps.py"),
+    "tinycnn/exercises/runner.py": (
+        "tests/exercises/test_exercise_checks.py",
+        "tests/exercises/test_bug_zoo.py",
+        "tests/test_mutation_gaps.py",
+    ),
+    "tinycnn/exercises/cases.py": (
+        "tests/exercises/test_exercise_checks.py",
+        "tests/exercises/test_bug_zoo.py",
+        "tests/test_mutation_gaps.py",
+    ),
 }
 
 
@@ -223,6 +267,7 @@ REF = "tinycnn/kernels/reference.py"
 NUMBA = "tinycnn/kernels/cpu_numba.py"
 CONV = "tinycnn/kernels/cpu_conv.py"
 WINO = "tinycnn/kernels/winograd.py"
+BN = "tinycnn/layers/batch_normalization.py"
 
 MUTANTS: list[Mutant] = [
     # ---- kernels/reference.py -----------------------------------------------------------
@@ -1014,6 +1059,245 @@ MUTANTS: list[Mutant] = [
         "if len(arrays[images]) != len(arrays[labels]):",
         "if False:",
         "image and label counts not compared",
+    ),
+    # ---- layers/batch_normalization.py (the new code of issue 11) --------------------------
+    M(
+        "bn-unbiased-moving-var",
+        BN,
+        "self._update_moving_averages(mean, var)",
+        "self._update_moving_averages(mean, x.var(axis=axes, ddof=1))",
+        "the moving variance averages the unbiased (M - 1) batch variance, as PyTorch does",
+    ),
+    M(
+        "bn-momentum-swapped",
+        BN,
+        "moving_mean[...] = m * moving_mean + (1.0 - m) * mean",
+        "moving_mean[...] = (1.0 - m) * moving_mean + m * mean",
+        "momentum read as the weight of the new batch (PyTorch's meaning) in the moving mean",
+    ),
+    M(
+        "bn-eps-outside-sqrt",
+        BN,
+        "inv_sigma = 1.0 / xp.sqrt(var + self.epsilon)",
+        "inv_sigma = 1.0 / (xp.sqrt(var) + self.epsilon)",
+        "epsilon added after the square root instead of under it",
+    ),
+    M(
+        "bn-bwd-no-xhat-term",
+        BN,
+        "(count * dy - sum_dy - xhat * sum_dy_xhat)",
+        "(count * dy - sum_dy)",
+        "training backward forgets the variance's share of the chain rule",
+    ),
+    M(
+        "bn-bwd-inference-no-gamma",
+        BN,
+        "return dy * (gamma * inv_sigma)",
+        "return dy * inv_sigma",
+        "inference backward forgets gamma",
+    ),
+    M(
+        "bn-frozen-uses-batch-stats",
+        BN,
+        "batch_stats = bool(training) and self.trainable",
+        "batch_stats = bool(training)",
+        "a frozen layer (trainable=False) still normalises with the batch and moves the averages",
+    ),
+    M(
+        "bn-frozen-updates-moving",
+        BN,
+        'mean, var = self.params["moving_mean"], self.params["moving_variance"]',
+        'mean, var = self.params["moving_mean"], self.params["moving_variance"]\n'
+        "            if training:\n"
+        "                self._update_moving_averages(x.mean(axis=axes), x.var(axis=axes))",
+        "a frozen layer normalises with the moving averages but still updates them in fit",
+    ),
+    M(
+        "bn-inference-batch-stats",
+        BN,
+        "batch_stats = bool(training) and self.trainable",
+        "batch_stats = self.trainable",
+        "inference (predict) normalises with the batch's statistics, not the moving ones",
+    ),
+    M(
+        "bn-dmoving-var-sigma",
+        BN,
+        'self.grads["moving_variance"] = -0.5 * gamma * inv_sigma**2 * sum_dy_xhat',
+        'self.grads["moving_variance"] = -0.5 * gamma * inv_sigma * sum_dy_xhat',
+        "inference gradient of the moving variance with 1/sigma for 1/sigma**2",
+    ),
+    M(
+        "bn-no-scale-aliases-xhat",
+        BN,
+        'y = xhat * self.params["gamma"] if self.scale else xhat.copy()',
+        'y = xhat * self.params["gamma"] if self.scale else xhat',
+        "scale=False: y is xhat itself, so y += beta also shifts the cached xhat",
+    ),
+    # ---- layers/custom.py and base.py: the wrappers of a layer you write ------------------
+    M(
+        "custom-no-grad-shape-check",
+        "tinycnn/layers/custom.py",
+        'if tuple(getattr(grad, "shape", ())) != tuple(param.shape):',
+        "if False:",
+        "a custom backward's gradient of the wrong shape (not summed over the batch) is let through",
+    ),
+    M(
+        "custom-build-unseeded",
+        "tinycnn/layers/custom.py",
+        "self._build(input_shape, rng, lambda shape, _rng: own(self, shape))",
+        "self._build(input_shape, None, lambda shape, _rng: own(self, shape))",
+        "a custom build's add_weight draws from fresh entropy, not the model's seeded stream",
+    ),
+    M(
+        "base-optimizer-gets-non-trainable",
+        "tinycnn/layers/base.py",
+        "return {k: v for k, v in self.params.items() if k not in self.non_trainable}",
+        "return dict(self.params)",
+        "non-trainable weights (moving averages, trainable=False) still given to the optimizer",
+    ),
+    # ---- keras_weights.py ------------------------------------------------------------------
+    M(
+        "kw3-order-by-name",
+        "tinycnn/keras_weights.py",
+        'return [(f"{root_name}/{name}", saved[name]) for name in wanted]',
+        'return [(f"{root_name}/{name}", saved[name]) for name in in_file]',
+        "Keras 3 groups handed out in name order (batch_normalization before conv2d), not the model's",
+    ),
+    M(
+        "kw2-order-by-name",
+        "tinycnn/keras_weights.py",
+        'for name in _string_list(group, "layer_names"):',
+        "for name in group:",
+        "Keras 2 layers read in HDF5's alphabetical group order instead of layer_names' order",
+    ),
+    M(
+        "kw-count-not-shapes",
+        "tinycnn/keras_weights.py",
+        "    if got != expected:\n        names",
+        "    if len(got) != len(expected):\n        names",
+        "only the number of arrays is checked before copying, not their shapes",
+    ),
+    M(
+        "bn-weights-beta-first",
+        BN,
+        'names = ["gamma"] * self.scale + ["beta"] * self.center + list(MOVING)',
+        'names = ["beta"] * self.center + ["gamma"] * self.scale + list(MOVING)',
+        "weights listed beta before gamma: Keras files load gamma into beta and back",
+    ),
+    M(
+        "bn-count-per-image",
+        BN,
+        "count = dy.size // dy.shape[-1]  # M, the values per channel",
+        "count = dy.shape[0]  # M, the values per channel",
+        "training backward divides by the batch size N instead of N * H * W",
+    ),
+    M(
+        "bn-moving-var-starts-zero",
+        BN,
+        'starts["moving_variance"] = xp.ones',
+        'starts["moving_variance"] = xp.zeros',
+        "the moving variance starts at 0: an untrained model's predict divides by sqrt(eps)",
+    ),
+    M(
+        "custom-non-trainable-not-marked",
+        "tinycnn/layers/custom.py",
+        "    if not trainable:\n        layer.non_trainable.add(name)",
+        "    if not trainable:\n        pass",
+        "add_weight(..., trainable=False) forgets to mark the weight: the optimizer trains it",
+    ),
+    M(
+        "base-frozen-still-trained",
+        "tinycnn/layers/base.py",
+        "        if not self.trainable:\n            return {}",
+        "        if not self.trainable and not self.params:\n            return {}",
+        "a frozen layer (trainable=False) still hands its weights to the optimizer",
+    ),
+    M(
+        "kw3-write-own-names",
+        "tinycnn/keras_weights.py",
+        'variables = root.create_group(name).create_group("vars")',
+        'variables = root.create_group(layer.name).create_group("vars")',
+        "save_keras_weights names Keras 3 groups after the layers' own names, not kind and place",
+    ),
+    M(
+        "kw-int-weights-accepted",
+        "tinycnn/keras_weights.py",
+        'if value.dtype.kind != "f":',
+        'if value.dtype.kind not in "fiu":',
+        "integer arrays in a weights file are loaded (converted) instead of refused",
+    ),
+    M(
+        "kw3-vars-sorted-as-text",
+        "tinycnn/keras_weights.py",
+        "keys = sorted(variables, key=int)",
+        "keys = sorted(variables)",
+        "a Keras 3 layer's vars sorted as text: 0, 1, 10, 11, 2 (a layer with 11+ weights)",
+    ),
+    # ---- gradient_check.py -----------------------------------------------------------------
+    M(
+        "gc-no-rebind-non-trainable",
+        "tinycnn/gradient_check.py",
+        "layer.params[key] = array  # in case a forward replaced it",
+        "pass",
+        "gradcheck restores a non-trainable weight in place only: a forward that rebinds it wins",
+    ),
+    M(
+        "gc-no-restore-non-trainable",
+        "tinycnn/gradient_check.py",
+        "array[...] = saved  # in place: the check perturbs this very array",
+        "pass",
+        "gradcheck never puts back the moving averages a training forward moved",
+    ),
+    # ---- viz -------------------------------------------------------------------------------
+    M(
+        "viz-gradcam-sum-not-mean",
+        "tinycnn/viz/gradcam.py",
+        "weights = grad.mean(axis=(0, 1))",
+        "weights = grad.sum(axis=(0, 1))",
+        "Grad-CAM's channel weights summed over the map, not averaged",
+    ),
+    M(
+        "viz-occlusion-sign",
+        "tinycnn/viz/occlusion.py",
+        "drops = base - probabilities(model, occluded)[:, klass]",
+        "drops = probabilities(model, occluded)[:, klass] - base",
+        "occlusion map shows the rise of the probability instead of its drop",
+    ),
+    M(
+        "viz-gradcam-no-relu",
+        "tinycnn/viz/gradcam.py",
+        "return numpy.maximum((features * weights).sum(axis=-1), 0.0)",
+        "return (features * weights).sum(axis=-1)",
+        "Grad-CAM keeps the negative part of the weighted sum",
+    ),
+    M(
+        "viz-occlusion-no-last-edge",
+        "tinycnn/viz/occlusion.py",
+        "    if starts[-1] != size - patch:\n        starts.append(size - patch)",
+        "    if starts[-1] + patch < size - patch:\n        starts.append(size - patch)",
+        "occlusion leaves the last square flush with the edge out when the stride skips it",
+    ),
+    # ---- exercises ---------------------------------------------------------------------------
+    M(
+        "ex-rtol-loose",
+        "tinycnn/exercises/runner.py",
+        "RTOL = 1e-7",
+        "RTOL = 1e-3",
+        "the checks compare with a tolerance of 1e-3 (float32-sized) instead of 1e-7",
+    ),
+    M(
+        "ex-no-ties",
+        "tinycnn/exercises/cases.py",
+        "x = _images(rng, (n, h, w, c), whole)",
+        "x = _images(rng, (n, h, w, c), False)",
+        "the max-pool cases never have ties: a wrong tie rule passes",
+    ),
+    M(
+        "ex-nan-passes",
+        "tinycnn/exercises/runner.py",
+        "err = np.where(np.isnan(err), np.inf, err)",
+        "err = err",
+        "a NaN in the student's result compares as right (NaN > 1 is False)",
     ),
     # ---- equivalent: cannot change behaviour (listed, not run, not scored) ----------------
     M(
