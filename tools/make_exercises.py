@@ -34,6 +34,7 @@ from pathlib import Path
 
 import jupytext
 import nbformat
+from sync_notebooks import update  # tools/sync_notebooks.py, beside this file
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EXERCISE_DIR = REPO_ROOT / "examples" / "exercises"
@@ -116,21 +117,8 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if stale")
     args = parser.parse_args(argv)
-    stale = []
-    for py in solution_sources():
-        for path, text in targets(py).items():
-            old = path.read_text(encoding="utf-8") if path.exists() else None
-            if old == text:
-                continue
-            stale.append(path)
-            if not args.check:
-                path.write_text(text, encoding="utf-8")
-                print(f"wrote {path.relative_to(REPO_ROOT)}")
-    if args.check and stale:
-        print("out of date (run python tools/make_exercises.py):")
-        print("\n".join(f"  {p.relative_to(REPO_ROOT)}" for p in stale))
-        return 1
-    return 0
+    files = {path: text for py in solution_sources() for path, text in targets(py).items()}
+    return update(files, args.check, "make_exercises.py")
 
 
 if __name__ == "__main__":

@@ -49,22 +49,34 @@ def main(argv: list[str]) -> int:
     parser.add_argument("files", nargs="*", type=Path, help="the .py files (default: all)")
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if stale")
     args = parser.parse_args(argv)
+    files = {
+        py.with_suffix(".ipynb"): render(py) for py in [p.resolve() for p in args.files] or pairs()
+    }
+    # jupytext gives each new cell a random id: compare what a reader sees.
+    return update(files, args.check, "sync_notebooks.py", same=same_cells)
+
+
+def same_cells(old: str, new: str) -> bool:
+    """Whether two notebooks' texts have the same cells (type and source)."""
+    return cells(nbformat.reads(old, 4)) == cells(nbformat.reads(new, 4))
+
+
+def update(files: dict, check: bool, command: str, same=str.__eq__) -> int:
+    """Write each ``{path: text}`` whose file is missing or not ``same`` as ``text``; with
+    ``check``, write nothing and return 1 if any is stale (``command`` is the script to
+    run then). make_exercises.py uses it too."""
     stale = []
-    for py in [p.resolve() for p in args.files] or pairs():
-        ipynb = py.with_suffix(".ipynb")
-        text = render(py)
-        old = ipynb.read_text(encoding="utf-8") if ipynb.exists() else None
-        # jupytext gives each new cell a random id: compare what a reader sees.
-        if old is not None and cells(nbformat.reads(old, 4)) == cells(nbformat.reads(text, 4)):
+    for path, text in files.items():
+        old = path.read_text(encoding="utf-8") if path.exists() else None
+        if old is not None and same(old, text):
             continue
-        stale.append(ipynb)
-        if not args.check:
-            ipynb.write_text(text, encoding="utf-8")
-            print(f"wrote {ipynb.relative_to(REPO_ROOT)}")
-    if args.check and stale:
-        print("out of date (run python tools/sync_notebooks.py):")
-        for p in stale:
-            print(f"  {p.relative_to(REPO_ROOT)}")
+        stale.append(path)
+        if not check:
+            path.write_text(text, encoding="utf-8")
+            print(f"wrote {path.relative_to(REPO_ROOT)}")
+    if check and stale:
+        print(f"out of date (run python tools/{command}):")
+        print("\n".join(f"  {p.relative_to(REPO_ROOT)}" for p in stale))
         return 1
     return 0
 
