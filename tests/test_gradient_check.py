@@ -217,13 +217,14 @@ def test_elements_on_a_kink_are_skipped_and_counted():
     print(report)
     assert report.ok, str(report)
     assert 0 < report["x"].skipped <= 0.1 * report["x"].checked
-    assert "skipped" in str(report)
+    assert f"{report['x'].skipped} skipped (on a kink at every step)" in str(report)
     x.reshape(-1)[::3] = 0.0  # a third of them
     report = tinycnn.gradcheck(LeakyReLU(0.1), x)
     print(report)
     assert not report.ok and report.too_many_skipped == ["x"]
     assert report.max_rel_error < 1e-6  # what was compared agrees; the verdict is the skips
     assert "INCONCLUSIVE" in str(report) and "sit on a kink" in str(report)
+    assert str(report).splitlines()[1].split()[:2] == ["x", "INCONCLUSIVE"]
 
 
 def test_a_custom_layer_may_declare_its_kinks():
@@ -507,9 +508,13 @@ def test_report_lists_every_array_and_reads_well(float64):
     report = tinycnn.gradcheck(Dense(4, name="dense_7"), normal((2, 3), 1))
     lines = str(report).splitlines()
     assert lines[0].startswith("Gradient check of Dense layer 'dense_7': OK (tol 1e-06, h 1e-06, ")
-    assert [line.split()[0] for line in lines[1:4]] == ["x", "kernel", "bias"]
-    assert "on 6 of 6;" in lines[1] and "on 12 of 12;" in lines[2]
-    assert lines[4:] == ["  (an error of 0: analytic and numeric agree within rounding)"]
+    assert [line.split()[:3] for line in lines[1:7:2]] == [
+        [n, "OK", "max"] for n in ("x", "kernel", "bias")
+    ]
+    assert "max error 0 over all 6 elements; whole-array direction check 0" in lines[1]
+    assert "over all 12 elements;" in lines[3]
+    assert lines[2].split()[:2] == ["worst", "element"] and "analytic" in lines[2]
+    assert lines[7:] == ["  (an error of 0: analytic and numeric agree within rounding)"]
     assert report["kernel"].name == "kernel" and report.tol == 1e-6 and report.h == 1e-6
     assert report.checked == report.total == 6 + 12 + 4 and report.skipped == 0
 
@@ -628,6 +633,9 @@ def test_a_wrong_element_outside_the_sample_is_pointed_at():
     print(text)
     assert not report.ok and report["x"].element_error == 0
     assert "x's 50 sampled elements agree" in text and "max_elements=None" in text
+    assert text.splitlines()[1].split()[:5] == ["x", "FAILED", "max", "error", "0"]
+    direction = f"whole-array direction check {report['x'].directional_error:.1e}"
+    assert f"over 50 of 4608 elements (sampled); {direction}" in text
     full = tinycnn.gradcheck(OneWrong(), x, max_elements=None)
     assert full["x"].worst_index == (7, 11, 11, 3)
 
@@ -650,3 +658,36 @@ def test_a_kink_pattern_with_the_wrong_signature_says_how_to_write_it():
     Abs.kink_pattern = lambda self, x, y: 0
     with pytest.raises(TypeError, match="must return an array"):
         tinycnn.gradcheck(Abs(), normal((2, 3)))
+
+
+# ---- gradcheck and a weight the forward pass replaces ------------------------------------------
+class CountingScale(Layer):
+    """y = x * scale + steps: ``steps`` (not trainable) counts the training forward passes,
+    and the forward replaces the array (``self.params["steps"] = ... + 1``), as a student
+    writes it, rather than updating it in place as BatchNormalization does."""
+
+    def build(self, input_shape):
+        self.add_weight("scale", (input_shape[-1],), initializer="ones")
+        self.add_weight("steps", (1,), initializer="zeros", trainable=False)
+
+    def forward(self, x, training=False):
+        if training:
+            self.params["steps"] = self.params["steps"] + 1.0
+        self.cache = x
+        return x * self.params["scale"] + self.params["steps"]
+
+    def backward(self, dy):
+        self.grads["scale"] = (dy * self.cache).reshape(-1, dy.shape[-1]).sum(axis=0)
+        return dy * self.params["scale"]
+
+
+def test_gradcheck_puts_back_a_weight_the_forward_replaced(float64):
+    """mutant gc-no-rebind-non-trainable: restoring only the old array in place leaves the
+    new one in params, so every evaluation sees one more step (y moves by 1 between the
+    two sides of a central difference) and the layer ends with steps != 0."""
+    layer = CountingScale()
+    x = np.random.default_rng(0).standard_normal((3, 4))
+    layer.build(x.shape[1:])
+    report = tinycnn.gradcheck(layer, x, training=True)
+    assert report.ok and report.max_rel_error < 1e-6, str(report)
+    assert layer.params["steps"].tolist() == [0.0]  # the caller's layer as it was

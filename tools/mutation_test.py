@@ -211,38 +211,37 @@ TESTS: dict[str, tuple[str, ...]] = {
     ),
     "tinycnn/layers/batch_normalization.py": (
         "tests/layers/test_batch_normalization.py",
-        "tests/test_mutation_gaps.py",
         "tests/test_torch_batchnorm.py",
         "tests/test_gradient_check.py",
     ),
     "tinycnn/layers/custom.py": (
         "tests/layers/test_custom_layers.py",
-        "tests/test_mutation_gaps.py",
+        "tests/test_gradient_check.py",
     ),
     "tinycnn/layers/base.py": (
         "tests/layers/test_custom_layers.py",
         "tests/layers/test_batch_normalization.py",
         "tests/models/test_trainable.py",
-        "tests/test_mutation_gaps.py",
+        "tests/test_gradient_check.py",
     ),
-    "tinycnn/keras_weights.py": ("tests/test_keras_weights.py", "tests/test_mutation_gaps.py"),
+    "tinycnn/keras_weights.py": (
+        "tests/test_keras_weights.py",
+        "tests/layers/test_batch_normalization.py",
+    ),
     "tinycnn/gradient_check.py": (
         "tests/test_gradient_check.py",
         "tests/layers/test_batch_normalization.py",
         "tests/layers/test_custom_layers.py",
-        "tests/test_mutation_gaps.py",
     ),
-    "tinycnn/viz/gradcam.py": ("tests/viz/test_viz_saliency.py", "tests/test_mutation_gaps.py"),
-    "tinycnn/viz/occlusion.py": ("tests/viz/test_viz_saliency.py", "tests/test_mutation_gaps.py"),
+    "tinycnn/viz/gradcam.py": ("tests/viz/test_viz_saliency.py",),
+    "tinycnn/viz/occlusion.py": ("tests/viz/test_viz_saliency.py",),
     "tinycnn/exercises/runner.py": (
         "tests/exercises/test_exercise_checks.py",
         "tests/exercises/test_bug_zoo.py",
-        "tests/test_mutation_gaps.py",
     ),
     "tinycnn/exercises/cases.py": (
         "tests/exercises/test_exercise_checks.py",
         "tests/exercises/test_bug_zoo.py",
-        "tests/test_mutation_gaps.py",
     ),
 }
 

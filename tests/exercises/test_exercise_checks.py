@@ -298,3 +298,34 @@ def test_importing_the_exercises_loads_no_plotting_or_notebook_library():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+# ---- exercises: a NaN in a student's result --------------------------------------------------
+@pytest.mark.parametrize("where", [0, -1])
+def test_a_nan_in_the_result_fails_the_check(where):
+    """mutant ex-nan-passes: |NaN - expected| / tol > 1 is False, so a comparison that
+    does not treat NaN as wrong passes a result full of NaNs."""
+
+    def dense_backward_with_a_nan(x, kernel, dy):
+        dbias = dy.sum(axis=0)
+        dbias[where] = np.nan
+        return dy @ kernel.T, x.T @ dy, dbias
+
+    report = check_dense_backward(dense_backward_with_a_nan, seed=0)
+    assert not report.ok
+    assert report.passed == 0  # the first case already has the NaN
+    assert "dbias is wrong" in str(report) and "got:      nan" in str(report)
+
+
+def test_a_result_of_all_nans_fails_the_check():
+    """mutant ex-nan-passes, the blunt version: every output NaN."""
+
+    def all_nan(x, kernel, dy):
+        return (
+            np.full(x.shape, np.nan),
+            np.full(kernel.shape, np.nan),
+            np.full(kernel.shape[1], np.nan),
+        )
+
+    report = check_dense_backward(all_nan, seed=1)
+    assert not report.ok and "dx is wrong" in str(report)

@@ -390,3 +390,30 @@ def test_training_step_on_a_strict_namespace(float64):
         results.append([to_plain(w) for w in (*bn.params.values(), logits)])
     for a, b in zip(*results, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+# ---- BatchNormalization(scale=False): beta without gamma --------------------------------------
+@pytest.mark.parametrize("training", [True, False])
+def test_batch_normalization_without_scale_is_gamma_one(training, float64):
+    """mutant bn-no-scale-aliases-xhat: with ``scale=False`` the output must not be the
+    cached xhat itself, or ``y += beta`` shifts what backward reads. The layer is then
+    the same as one with gamma = 1: forward, dL/dx and dL/dbeta. (The other gradient
+    checks in this file build center and scale together, and start beta at 0, where the
+    shift is invisible.)"""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((4, 3, 3, 5)) * 2.0 + 0.5
+    dy = rng.standard_normal(x.shape)
+    beta, moving_mean = rng.standard_normal(5), rng.standard_normal(5)
+    moving_variance = rng.uniform(0.5, 2.0, 5)
+    plain, reference = BatchNormalization(scale=False), BatchNormalization()
+    plain.build(x.shape[1:])
+    reference.build(x.shape[1:])
+    plain.set_weights([beta, moving_mean, moving_variance])
+    reference.set_weights([np.ones(5), beta, moving_mean, moving_variance])
+    np.testing.assert_allclose(
+        plain.forward(x, training), reference.forward(x, training), rtol=1e-12, atol=1e-12
+    )
+    np.testing.assert_allclose(plain.backward(dy), reference.backward(dy), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(plain.grads["beta"], reference.grads["beta"], rtol=1e-12)
+    report = tinycnn.gradcheck(plain, x, training=training)
+    assert report.ok and report.max_rel_error < 1e-6, str(report)

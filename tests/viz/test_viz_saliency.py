@@ -162,3 +162,32 @@ def test_gradcam_is_cam_for_a_global_pooling_model():
     fig = viz.show_saliency(model, x, 2, method="gradcam")
     assert fig.tinycnn_data["layer"] == "conv2d"
     assert viz.saliency_map(model, x, 2).shape == (9, 8)  # gradient, summed over R, G, B
+
+
+# ---- viz.occlusion_map: the last square flush with the edge ---------------------------------
+def corner_block_model():
+    """Class 1's score is 4 times the mean brightness of the 4x4 block in the bottom-right
+    corner (rows and columns 6-9) of a 10x10 image; class 0's is 0."""
+    kernel = np.zeros((10, 10, 1, 2), "float32")
+    kernel[6:, 6:, 0, 1] = 4.0 / 16
+    model = tinycnn.Sequential([Flatten(input_shape=(10, 10, 1)), Dense(2)], seed=0)
+    model.set_weights([kernel.reshape(-1, 2), np.zeros(2, "float32")])
+    return model
+
+
+def sigmoid(z):
+    return 1 / (1 + np.exp(-z))  # softmax of the scores (0, z), class 1
+
+
+def test_occlusion_covers_the_edge_the_stride_skips():
+    """mutant viz-occlusion-no-last-edge. Patch 4, stride 4 on 10 pixels: squares start at
+    0 and 4, and a last one at 6, flush with the edge, covers rows (columns) 8 and 9."""
+    x = np.zeros((10, 10, 1), "float32")
+    x[6:, 6:] = 1.0
+    drop = viz.occlusion_map(corner_block_model(), x, 1, patch=4, stride=4, fill=0.0)
+    assert drop.shape == (10, 10) and np.isfinite(drop).all()
+    # pixel (9, 9): only the square at (6, 6) covers it, and it hides the whole block
+    np.testing.assert_allclose(drop[9, 9], sigmoid(4.0) - 0.5, rtol=1e-5)
+    # pixel (5, 5): only the square at (4, 4), which hides 4 of the block's 16 pixels
+    np.testing.assert_allclose(drop[5, 5], sigmoid(4.0) - sigmoid(3.0), rtol=1e-5)
+    assert drop[0, 0] == 0.0  # the square at (0, 0) misses the block
