@@ -265,8 +265,9 @@ plt.show()
 #   layer's dead share is mostly units already silent on the probe images before training,
 #   printed above), but the loss falls slowly: too timid for a run this short;
 # * $3 \cdot 10^{-4}$ to $3 \cdot 10^{-3}$ learn fastest (Adam's default $10^{-3}$ among them),
-#   with median ratios of about $3 \cdot 10^{-3}$ to $2 \cdot 10^{-2}$: above the rule of thumb, which was made for
-#   plain SGD and long runs. Adam moves every weight by about $\eta$ at first, and the
+#   with median ratios of about $10^{-3}$ to $2 \cdot 10^{-2}$, growing with the rate (lower in the
+#   150-step runs of the full data than in the 30-step quick ones): above the rule of thumb,
+#   which was made for plain SGD and long runs. Adam moves every weight by about $\eta$ at first, and the
 #   ratio falls as training goes on (the next picture);
 # * at $10^{-2}$ the first steps change the weights by 15-30% each (the first step's ratio is
 #   $\eta / \mathrm{rms}(W)$), the loss jumps far above $\ln 10$, and most channels of the
@@ -428,10 +429,12 @@ assert final[3e-2] > 0.8 * math.log(10), final  # stuck near ln 10
 assert runs[3e-2]["dead"]["conv2d_1"] > 0.5 > runs[1e-3]["dead"]["conv2d_1"], runs
 assert max(runs[1e-3]["dead"].values()) < 0.5
 # ... and the numbers the text reads off the pictures: the ratio at 1e-4 is about 1e-3,
-# 3e-4 to 3e-3 give medians of 3e-3 to 2e-2; the first step at 1e-2 moves about 15-30%;
+# 3e-4 to 3e-3 give medians of 1e-3 to 2e-2, growing with the rate; the first step at 1e-2
+# moves about 15-30%;
 # no convolution channel dies at 1e-4; BN's dense layer loses about half or more
 assert 5e-4 < median_ratio[0].min() and median_ratio[0].max() < 3e-3, median_ratio
-assert 2e-3 < median_ratio[1:4].min() and median_ratio[1:4].max() < 3e-2, median_ratio
+assert 8e-4 < median_ratio[1:4].min() and median_ratio[1:4].max() < 3e-2, median_ratio
+assert np.all(np.diff(median_ratio[:4].mean(axis=1)) > 0), median_ratio
 assert 0.12 < runs[1e-2]["ratio"][0].min() and runs[1e-2]["ratio"][0].max() < 0.4, runs[1e-2]
 assert runs[1e-4]["dead"]["conv2d"] == runs[1e-4]["dead"]["conv2d_1"] == 0.0, runs[1e-4]
 # 5. batch normalization: in training mode each channel is normalised by the batch's own
