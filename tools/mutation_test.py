@@ -228,11 +228,12 @@ TESTS: dict[str, tuple[str, ...]] = {
         "tests/test_keras_weights.py",
         "tests/layers/test_batch_normalization.py",
     ),
-    "tinycnn/gradient_check.py": (
+    "tinycnn/gradient_check/state.py": (
         "tests/test_gradient_check.py",
         "tests/layers/test_batch_normalization.py",
         "tests/layers/test_custom_layers.py",
     ),
+    "tinycnn/gradient_check/numeric.py": ("tests/test_gradient_check.py",),
     "tinycnn/viz/gradcam.py": ("tests/viz/test_viz_saliency.py",),
     "tinycnn/viz/occlusion.py": ("tests/viz/test_viz_saliency.py",),
     "tinycnn/exercises/runner.py": (
@@ -1232,20 +1233,27 @@ MUTANTS: list[Mutant] = [
         "keys = sorted(variables)",
         "a Keras 3 layer's vars sorted as text: 0, 1, 10, 11, 2 (a layer with 11+ weights)",
     ),
-    # ---- gradient_check.py -----------------------------------------------------------------
+    # ---- gradient_check/ --------------------------------------------------------------------
     M(
         "gc-no-rebind-non-trainable",
-        "tinycnn/gradient_check.py",
+        "tinycnn/gradient_check/state.py",
         "layer.params[key] = array  # in case a forward replaced it",
         "pass",
         "gradcheck restores a non-trainable weight in place only: a forward that rebinds it wins",
     ),
     M(
         "gc-no-restore-non-trainable",
-        "tinycnn/gradient_check.py",
+        "tinycnn/gradient_check/state.py",
         "array[...] = saved  # in place: the check perturbs this very array",
         "pass",
         "gradcheck never puts back the moving averages a training forward moved",
+    ),
+    M(
+        "gc-central-one-h",
+        "tinycnn/gradient_check/numeric.py",
+        "grad[i] = (plus - minus) / (2 * h)",
+        "grad[i] = (plus - minus) / h",
+        "numerical_gradient divides the central difference by h, not 2h: twice the slope",
     ),
     # ---- viz -------------------------------------------------------------------------------
     M(
