@@ -115,6 +115,24 @@ def test_occlusion_drop_is_where_the_object_is(tmp_path):
     np.testing.assert_allclose(fig.tinycnn_data["probabilities"], [1 - p_full, p_full], rtol=1e-5)
 
 
+def test_occlusion_hides_with_black_by_default():
+    """The default square is black (fill 0), Fashion-MNIST's background: a square over the
+    background alone changes nothing, where a grey one would add a shape."""
+    weights = np.zeros((16, 16, 1, 2))
+    weights[8:12, 2:6, 0, 1] = 4.0 / 16
+    weights[0:4, 12:16, 0, 0] = 1.0  # class 0 reacts to light in the empty top right
+    model = linear_model(weights.reshape(-1, 2), (16, 16, 1))
+    x = np.zeros((16, 16, 1), "float32")
+    x[8:12, 2:6] = 1.0
+    default = viz.occlusion_map(model, x, 1, patch=4, stride=4)
+    np.testing.assert_array_equal(
+        default, viz.occlusion_map(model, x, 1, patch=4, stride=4, fill=0.0)
+    )
+    assert np.all(default[0:4, 12:16] == 0)
+    grey = viz.occlusion_map(model, x, 1, patch=4, stride=4, fill=0.5)
+    assert np.all(grey[0:4, 12:16] > 0.1)  # the grey square in the empty corner "matters"
+
+
 def test_occlusion_default_patch_covers_every_pixel(images):
     drop = viz.occlusion_map(small_cnn(), images[0], 0)  # patch 3, stride 1 on 12x12
     assert drop.shape == (12, 12) and np.isfinite(drop).all()

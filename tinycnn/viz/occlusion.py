@@ -16,7 +16,7 @@ import numpy
 from .checks import check_class, one_class, one_image, probabilities
 
 
-def occlusion_map(model, image, label, patch=None, stride=None, fill=0.5) -> numpy.ndarray:
+def occlusion_map(model, image, label, patch=None, stride=None, fill=0.0) -> numpy.ndarray:
     """The drop in the probability of class ``label`` when each pixel is hidden, ``(H, W)``.
 
     Args:
@@ -25,7 +25,9 @@ def occlusion_map(model, image, label, patch=None, stride=None, fill=0.5) -> num
         label: the class (an index, or one image's scores: argmax).
         patch: the side of the square (a quarter of the image's smaller side by default).
         stride: its step (half the patch by default); the last square touches the edge.
-        fill: the value of the hidden pixels (0.5, grey, for images in [0, 1]).
+        fill: the value of the hidden pixels: 0 by default, the black background of
+            Fashion-MNIST (hiding then removes what was there, and a square over the
+            background changes nothing); 0.5 (grey) suits photographs in [0, 1].
 
     Positive values: hiding there lowers the probability; negative: raises it.
     """
