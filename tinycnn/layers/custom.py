@@ -345,6 +345,22 @@ def init_arguments(cls, args, kwargs) -> dict:
     }
 
 
+def unsaved_arguments(layer, config: dict) -> list[str]:
+    """The arguments of a custom layer's ``__init__`` that ``config`` (its ``get_config()``)
+    does not return: ``load_model`` would rebuild the layer with their defaults. Empty
+    when the ``__init__`` is tinycnn's own (a built-in's ``get_config`` says it all)."""
+    init = type(layer).__init__
+    if getattr(init, "__module__", "").startswith("tinycnn."):
+        return []
+    skip = ("self", "name", "input_shape")
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return [
+        p.name
+        for p in inspect.signature(init).parameters.values()
+        if p.kind in kinds and p.name not in skip and p.name not in config
+    ]
+
+
 def _plain(value) -> bool:
     """A value JSON writes and reads back as it was (a tuple comes back as a list)."""
     if value is None or isinstance(value, (bool, int, str)):

@@ -11,13 +11,12 @@ pass the model in. Imports go one way: this module imports those two, never the 
 
 from __future__ import annotations
 
-import inspect
 import re
 import warnings
 
 from .. import backend, losses, optimizers, saving, training
 from ..initializers import make_rng
-from ..layers import LAYER_CLASSES, Layer
+from ..layers import Layer, custom
 from . import fusion, inspection
 from .summary import summary_lines
 
@@ -431,16 +430,7 @@ def _layer_config(layer: Layer) -> dict:
     """``layer.get_config()``, with a warning when a layer of one's own forgot to return
     an argument of its ``__init__`` (``load_model`` would rebuild it with the default)."""
     config = layer.get_config()
-    init = type(layer).__init__
-    if init is Layer.__init__ or any(init is cls.__init__ for cls in LAYER_CLASSES.values()):
-        return config  # a built-in's constructor: its get_config is the reference
-    skip = ("self", "name", "input_shape")
-    missing = [
-        p.name
-        for p in inspect.signature(init).parameters.values()
-        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-        and p.name not in skip and p.name not in config
-    ]  # fmt: skip
+    missing = custom.unsaved_arguments(layer, config)
     if missing:
         warnings.warn(
             f"{type(layer).__name__}.get_config() does not return {missing}, which its "
