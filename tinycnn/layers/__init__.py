@@ -1,6 +1,8 @@
 """Layers, one concept per file: Conv2D, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D,
 Flatten, Dense, ReLU, Dropout, BatchNormalization."""
 
+import reprlib
+
 from .activations import Activation, ReLU
 from .average_pooling import (
     AveragePooling2D,
@@ -51,6 +53,10 @@ LAYER_CLASSES = {
 }
 
 
+class UnknownLayerError(ValueError):
+    """A layer's class name is neither a built-in layer's nor one of ``custom_objects``."""
+
+
 def from_config(class_name: str, config: dict, custom_objects=None) -> Layer:
     """Rebuild a layer from ``get_config()``'s output (used by ``load_model``).
 
@@ -61,10 +67,12 @@ def from_config(class_name: str, config: dict, custom_objects=None) -> Layer:
     try:
         cls = classes[class_name]
     except KeyError:
-        raise ValueError(
-            f"Unknown layer type {class_name!r} in the saved model; known types: "
-            f"{sorted(classes)}. For a layer of your own, pass its class: "
-            f"load_model(path, custom_objects={{{class_name!r}: {class_name}}})."
+        # the name may come from a file: shown bounded (reprlib), never looked up elsewhere
+        raise UnknownLayerError(
+            f"the class {reprlib.repr(class_name)} is not a built-in layer: for a layer of "
+            "your own, pass its class, as in load_model(path, custom_objects="
+            f"{{{reprlib.repr(class_name)}: "
+            f"{class_name if class_name.isidentifier() else 'YourLayer'}}})."
         ) from None
     config = dict(config)
     trainable = config.pop("trainable", True)  # an attribute, not a constructor argument

@@ -11,7 +11,7 @@ from __future__ import annotations
 import reprlib
 
 from .. import backend
-from ..layers import LAYER_CLASSES, Layer, from_config
+from ..layers import Layer, UnknownLayerError, from_config
 from ..saving import ModelArchive, read_contents
 from .sequential import Sequential
 
@@ -85,16 +85,10 @@ def model_from_config(
             raise damaged(
                 f"layer {index}'s name should be a string, got {reprlib.repr(layer_name)}."
             )
-        class_name = spec["class_name"]
-        if class_name not in LAYER_CLASSES and class_name not in custom_objects:
-            raise archive.error(
-                f"layer {index} is of class {reprlib.repr(class_name)}, which is not a "
-                "built-in layer: for a layer of your own, pass its class, as in "
-                f"load_model(path, custom_objects={{{reprlib.repr(class_name)}: "
-                f"{class_name if class_name.isidentifier() else 'YourLayer'}}})."
-            )
         try:
-            layers.append(from_config(class_name, spec["config"], custom_objects))
+            layers.append(from_config(spec["class_name"], spec["config"], custom_objects))
+        except UnknownLayerError as err:  # not damage: a class the caller did not pass
+            raise archive.error(f"layer {index}: {err}") from None
         except Exception as err:  # the constructor's checks, on values from the file
             raise damaged(f"layer {index} ({reprlib.repr(spec['class_name'])}): {err}") from err
     try:
