@@ -86,6 +86,10 @@ def _architecture_json(model) -> str:
     """The model's configuration as JSON; a layer whose ``get_config`` holds something
     else than numbers, strings, lists, dicts, booleans and None is named."""
     config = model.get_config()
+    try:
+        return json.dumps(config)
+    except (TypeError, ValueError):
+        pass  # find the layer, below: the model's own entries are plain
     for layer, spec in zip(model.layers, config["layers"], strict=True):
         try:
             json.dumps(spec)
@@ -95,7 +99,7 @@ def _architecture_json(model) -> str:
                 f"(numbers, strings, lists, dicts, True/False/None): {err}. Convert it "
                 "there, e.g. float(self.alpha) or list(self.shape)."
             ) from err
-    return json.dumps(config)
+    return json.dumps(config)  # raises, should the model's own entries ever not be plain
 
 
 def model_arrays(model) -> dict[str, numpy.ndarray]:

@@ -236,6 +236,23 @@ def test_a_layer_without_get_config_saves_its_constructor_arguments(tmp_path):
     assert Dense(3).get_config() == Dense(3, input_shape=(4,)).get_config()  # built-ins: as before
 
 
+def test_a_get_config_with_an_array_names_the_layer_at_save(tmp_path):
+    class ArrayConfig(Layer):
+        def forward(self, x, training=False):
+            return x
+
+        def backward(self, dy):
+            return dy
+
+        def get_config(self):
+            return {**super().get_config(), "weights": np.ones(2)}
+
+    model = tinycnn.Sequential([Flatten(input_shape=(2, 2)), ArrayConfig(name="odd")], seed=0)
+    with pytest.raises(TypeError, match=r"Cannot save layer 'odd': its get_config\(\) must hold"):
+        model.save(tmp_path / "m.npz")
+    assert not (tmp_path / "m.npz").exists()
+
+
 def test_a_forgotten_get_config_warns_at_save_and_a_bad_init_is_explained(tmp_path):
     class Forgetful(LeakyReLU):
         def __init__(self, alpha=None, **kwargs):  # given an array: not saved by itself
