@@ -19,7 +19,7 @@ def activations(model, x, batch_size: int = 32) -> dict:
     """``{layer name: its output (N, *shape)}`` for images ``x``, as NumPy arrays."""
     check_batch_size(batch_size, "activations")
     x, _ = check_data(model, x, None, "activations")  # builds the model if needed
-    where = model._backend_name()
+    where = model.backend_name()
     outputs = {
         layer.name: numpy.empty((len(x), *shape), dtype=layer.dtype)
         for layer, shape in zip(model.layers, model.output_shapes(), strict=True)
@@ -42,7 +42,7 @@ def input_gradient(model, x, class_index, batch_size: int = 32):
     x, _ = check_data(model, x, None, "input_gradient")
     classes = model.output_shapes()[-1][-1]
     index = class_indices(class_index, len(x), classes)
-    where = model._backend_name()
+    where = model.backend_name()
     grads = []
     for start in range(0, len(x), batch_size):
         batch = backend.to_backend(x[start : start + batch_size], where)

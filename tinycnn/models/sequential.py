@@ -100,7 +100,7 @@ class Sequential:
         if hasattr(layer, "model_seed") and self.seed is not None:  # Dropout: masks seeded
             layer.model_seed = [self.seed, len(self.layers)]  # by (model seed, index)
         if self.built:  # a layer added to a built model continues the seeded stream
-            with backend.use_backend(self._backend_name()):
+            with backend.use_backend(self.backend_name()):
                 layer.build(self.output_shapes()[-1], self._rng)
         self.layers.append(layer)
         self._forward_caches = None
@@ -121,7 +121,7 @@ class Sequential:
             raise ValueError(sample_shape_message("build", self.input_shape, (1, *input_shape)))
         self._rng = make_rng(self.seed)
         shape = input_shape
-        with backend.use_backend(self._backend_name()):  # model.to(...) before the build
+        with backend.use_backend(self.backend_name()):  # model.to(...) before the build
             for layer in self.layers:
                 if not layer.built:
                     layer.build(shape, self._rng)
@@ -163,7 +163,7 @@ class Sequential:
                 "call model.build((28, 28, 1)), or run it on data once."
             )
 
-    def _backend_name(self) -> str:
+    def backend_name(self) -> str:
         """Where the weights are, or will be created: the backend named by :meth:`to`,
         else that of the weights, else the active one."""
         if self._device is not None:

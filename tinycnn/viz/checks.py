@@ -125,14 +125,6 @@ def class_label(index: int, class_names) -> str:
     return str(index)
 
 
-def model_backend(model) -> str:
-    """Where a built model's weights live ("numpy" or "cupy")."""
-    for layer in model.layers:
-        for param in layer.params.values():
-            return backend.backend_of(param)
-    return backend.get_backend()
-
-
 def probabilities(model, x) -> numpy.ndarray:
     """Class probabilities ``(N, classes)`` for images ``x``: the softmax of the logits,
     or the output itself when the last layer already applies softmax."""

@@ -19,7 +19,7 @@ import numpy
 
 from .. import backend
 from ..layers import Conv2D
-from .checks import check_class, find_layer, model_backend, one_class, one_image
+from .checks import check_class, find_layer, one_class, one_image
 
 
 def gradcam_map(model, image, label, layer=None) -> numpy.ndarray:
@@ -66,7 +66,7 @@ def target_layer(model, layer=None) -> int:
 
 def _features_and_gradient(model, x, klass: int, index: int):
     """A = layer ``index``'s output for ``x`` and dy_klass/dA, both ``(h, w, K)`` NumPy."""
-    a = backend.to_backend(x, model_backend(model))
+    a = backend.to_backend(x, model.backend_name())
     try:
         for k, layer in enumerate(model.layers):
             a = layer.forward(a, training=False, check_finite=k == 0)
